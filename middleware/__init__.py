@@ -1,0 +1,47 @@
+"""toolweave: run an LLM's batch of tool calls as a dependency graph.
+
+Plan a batch (which call needs which, cycles, strategy), run every call the moment its
+dependencies have succeeded, and get one typed result per call in the model's order.
+"""
+
+from ._errors import (
+    CallError,
+    CircularDependencyError,
+    ErrorType,
+    InvalidArgumentsError,
+    InvalidBatchError,
+    InvalidReferenceError,
+    ToolExecutionError,
+    ToolTimeoutError,
+    ToolweaveError,
+    UnknownToolError,
+    UsageError,
+)
+from ._models import BatchResult, CallResult, CallStatus, ExecutionPlan, PlannedCall, ToolCall
+from ._orchestrator import Orchestrator
+from ._tools import Tool, tool
+
+__all__ = [
+    "BatchResult",
+    "CallError",
+    "CallResult",
+    "CallStatus",
+    "CircularDependencyError",
+    "ErrorType",
+    "ExecutionPlan",
+    "InvalidArgumentsError",
+    "InvalidBatchError",
+    "InvalidReferenceError",
+    "Orchestrator",
+    "PlannedCall",
+    "Tool",
+    "ToolCall",
+    "ToolExecutionError",
+    "ToolTimeoutError",
+    "ToolweaveError",
+    "UnknownToolError",
+    "UsageError",
+    "tool",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,150 @@
+"""Every exception toolweave defines, in one place.
+
+    ToolweaveError
+    ├── UsageError                 the developer's code misuses the API (raised where it is built)
+    ├── InvalidBatchError          the batch as a whole cannot be run (raised before anything runs)
+    └── CallError                  one call failed; never raised out of ``run()``, carried on its
+        │                          ``CallResult`` (``exception``) with ``call_id`` and ``tool_name``
+        ├── InvalidArgumentsError  arguments are not a JSON object or fail the tool's schema
+        ├── UnknownToolError       the call names a tool the orchestrator does not have
+        ├── InvalidReferenceError  a reference is malformed, unknown, circular to itself, or
+        │                          matches nothing
+        ├── CircularDependencyError  the call is on a cycle of references / depends_on
+        ├── ToolTimeoutError       the tool's last attempt ran past its timeout
+        └── ToolExecutionError     the tool raised; the original exception is ``__cause__``
+
+Messages are written for the model that made the call: they name the call, the field or
+reference, and what to change.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+__all__ = [
+    "CallError",
+    "CircularDependencyError",
+    "ErrorType",
+    "InvalidArgumentsError",
+    "InvalidBatchError",
+    "InvalidReferenceError",
+    "ToolExecutionError",
+    "ToolTimeoutError",
+    "ToolweaveError",
+    "UnknownToolError",
+    "UsageError",
+]
+
+ErrorType = Literal[
+    "invalid_arguments",
+    "unknown_tool",
+    "invalid_reference",
+    "circular_dependency",
+    "timeout",
+    "tool_error",
+    "dependency_failed",
+    "skipped_by_decider",
+    "stopped_by_decider",
+]
+"""Why a call did not succeed; ``CallResult.error_type`` carries it."""
+
+
+class ToolweaveError(Exception):
+    """Base class of every exception toolweave raises."""
+
+
+class UsageError(ToolweaveError):
+    """The developer's code misuses the API: an unknown option value, a tool that cannot be
+    described, two tools with one name. Raised where the object is built, never mid-run."""
+
+
+class InvalidBatchError(ToolweaveError):
+    """The batch as a whole cannot be run: it is not a list of calls, an item is not a call,
+    or two calls share an id. Raised by ``Orchestrator.run()`` and ``plan()`` before any call
+    starts; every other problem is reported per call."""
+
+    def __init__(self, message: str, *, position: int | None = None) -> None:
+        super().__init__(message)
+        self.position = position
+        """0-based position of the offending item in the batch, where one item is to blame."""
+
+
+class CallError(ToolweaveError):
+    """One call of a batch failed. ``run()`` never raises it: it is the ``exception`` of that
+    call's ``CallResult``, and ``str()`` of it is the ``error`` text shown to the model."""
+
+    error_type: ErrorType = "tool_error"
+
+    def __init__(self, detail: str, *, call_id: str, tool_name: str) -> None:
+        self.call_id = call_id
+        self.tool_name = tool_name
+        self.detail = detail
+        super().__init__(f"call '{call_id}' ({tool_name}): {detail}")
+
+
+class InvalidArgumentsError(CallError):
+    """The arguments are not one JSON object, or do not validate against the tool's schema."""
+
+    error_type: ErrorType = "invalid_arguments"
+
+
+class UnknownToolError(CallError):
+    """The call names a tool that the orchestrator was not given."""
+
+    error_type: ErrorType = "unknown_tool"
+
+
+class InvalidReferenceError(CallError):
+    """A reference in the arguments (or a ``depends_on`` entry) is malformed, names no call of
+    the batch, names the call itself, points forward under ``strategy="serial"``, or its path
+    matches nothing in the target's output."""
+
+    error_type: ErrorType = "invalid_reference"
+
+
+class CircularDependencyError(CallError):
+    """The call lies on a cycle of references and ``depends_on`` edges."""
+
+    error_type: ErrorType = "circular_dependency"
+
+    def __init__(self, cycle: list[str], *, call_id: str, tool_name: str) -> None:
+        self.cycle = cycle
+        """The call ids around the cycle, starting and ending with this call."""
+        super().__init__(
+            f"circular dependency: {' -> '.join(cycle)}. Each call waits for the next one; "
+            "remove one of these references or depends_on entries.",
+            call_id=call_id,
+            tool_name=tool_name,
+        )
+
+
+class ToolTimeoutError(CallError):
+    """The tool's last attempt did not finish within its ``timeout``."""
+
+    error_type: ErrorType = "timeout"
+
+    def __init__(self, timeout: float, attempts: int, *, call_id: str, tool_name: str) -> None:
+        self.timeout = timeout
+        self.attempts = attempts
+        tries = "" if attempts == 1 else f" (on each of {attempts} attempts)"
+        super().__init__(
+            f"timed out after {timeout:g} s{tries}. Try a smaller request or another approach.",
+            call_id=call_id,
+            tool_name=tool_name,
+        )
+
+
+class ToolExecutionError(CallError):
+    """The tool raised an exception on its last attempt; that exception is ``__cause__``."""
+
+    error_type: ErrorType = "tool_error"
+
+    def __init__(self, exc: BaseException, attempts: int, *, call_id: str, tool_name: str) -> None:
+        self.attempts = attempts
+        tries = "" if attempts == 1 else f" after {attempts} attempts"
+        text = str(exc) or "(no message)"
+        super().__init__(
+            f"failed{tries}: {type(exc).__name__}: {text}",
+            call_id=call_id,
+            tool_name=tool_name,
+        )

@@ -1,0 +1,285 @@
+"""Running a planned batch: each call starts the moment its dependencies have succeeded.
+
+``BatchRun`` drives the pure ``Scheduler``: when a call ends it reports the outcome and starts
+whatever became ready, inside one ``asyncio.TaskGroup`` so no task outlives the run and
+cancelling the run cancels every call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import functools
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import Any
+
+from pydantic import ValidationError
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
+
+from ._errors import (
+    CallError,
+    ErrorType,
+    InvalidArgumentsError,
+    InvalidReferenceError,
+    ToolExecutionError,
+    ToolTimeoutError,
+)
+from ._log import log_event
+from ._models import CallResult, CallStatus, ExecutionPlan
+from ._planner import Prepared
+from ._references import PathError, Reference, extract, preview, resolve_arguments
+from ._scheduler import Scheduler
+from ._tools import Tool, describe_validation_error
+
+__all__ = ["BatchRun"]
+
+
+class _AttemptTimeout(Exception):
+    """One attempt ran past the tool's timeout (ours, not a TimeoutError the tool raised)."""
+
+
+class BatchRun:
+    """The state of one batch while it runs; ``execute()`` once, then read ``results``."""
+
+    def __init__(
+        self,
+        plan: ExecutionPlan,
+        prepared: list[Prepared],
+        *,
+        max_concurrency: int | None,
+        executor: Callable[[], Executor],
+    ) -> None:
+        self.plan = plan
+        self.prepared = prepared
+        self.results: list[CallResult | None] = [None] * len(prepared)
+        self._outputs: list[Any] = [None] * len(prepared)
+        self._scheduler = Scheduler([p.deps for p in prepared], serial=plan.strategy == "serial")
+        self._slot: asyncio.Semaphore | None = (
+            asyncio.Semaphore(max_concurrency) if max_concurrency else None
+        )
+        self._executor = executor
+        self._order: dict[int, int] = {}
+        self._t0 = 0.0
+        self._group: asyncio.TaskGroup | None = None
+
+    def now(self) -> float:
+        """Seconds since the batch started."""
+        return time.perf_counter() - self._t0
+
+    async def execute(self) -> None:
+        """Run every call to a final result."""
+        self._t0 = time.perf_counter()
+        doomed = [p for p in self.prepared if p.error is not None]
+        if doomed:
+            skipped = self._scheduler.failed(*(p.index for p in doomed))
+            for p in doomed:
+                assert p.error is not None
+                self._record_error(p, p.error)
+            self._record_skipped(skipped)
+        async with asyncio.TaskGroup() as group:
+            self._group = group
+            self._launch()
+
+    def _launch(self) -> None:
+        assert self._group is not None
+        for i in self._scheduler.take_ready():
+            self._group.create_task(self._run_call(self.prepared[i]))
+
+    async def _run_call(self, p: Prepared) -> None:
+        try:
+            arguments = self._arguments(p)
+        except CallError as exc:
+            self._fail(p, exc, None, started=None, attempts=0)
+        else:
+            await self._invoke(p, arguments)
+        self._launch()
+
+    def _arguments(self, p: Prepared) -> dict[str, Any]:
+        """Resolve references against finished outputs, then validate against the schema."""
+        arguments = p.arguments
+        if p.has_references:
+            arguments = resolve_arguments(arguments, functools.partial(self._value_of, p))
+        assert p.tool is not None  # calls without a tool failed at planning
+        try:
+            return p.tool.validate_arguments(arguments)
+        except ValidationError as exc:
+            raise InvalidArgumentsError(
+                describe_validation_error(exc, p.tool), call_id=p.call.id, tool_name=p.call.name
+            ) from None
+
+    def _value_of(self, p: Prepared, ref: Reference) -> Any:
+        target = p.targets[ref.target]
+        output = self._outputs[target]
+        try:
+            return extract(output, ref)
+        except PathError as exc:
+            source = self.prepared[target].call
+            raise InvalidReferenceError(
+                f"reference {ref.text!r} found no value: {exc}; the output of call "
+                f"'{source.id}' ({source.name}) was: {preview(output)}. "
+                "Change the path to match that output.",
+                call_id=p.call.id,
+                tool_name=p.call.name,
+            ) from None
+
+    async def _invoke(self, p: Prepared, arguments: dict[str, Any]) -> None:
+        tool = p.tool
+        assert tool is not None
+        attempts = 0
+        started: float | None = None
+
+        async def attempt() -> Any:
+            nonlocal attempts, started
+            async with self._slot or contextlib.nullcontext():
+                attempts += 1
+                if started is None:
+                    started = self._mark_started(p)
+                if tool.timeout is None:
+                    return await self._call(tool, arguments)
+                async with asyncio.timeout(tool.timeout) as deadline:
+                    try:
+                        return await self._call(tool, arguments)
+                    except TimeoutError:
+                        if deadline.expired():
+                            raise _AttemptTimeout from None
+                        raise
+
+        try:
+            if tool.retries == 0:
+                output = await attempt()
+            else:
+                output = await AsyncRetrying(
+                    stop=stop_after_attempt(tool.retries + 1),
+                    wait=tool.retry_wait,
+                    retry=retry_if_exception_type((*tool.retry_on, _AttemptTimeout)),
+                    reraise=True,
+                )(attempt)
+        except _AttemptTimeout:
+            error: CallError = ToolTimeoutError(
+                tool.timeout or 0.0, attempts, call_id=p.call.id, tool_name=p.call.name
+            )
+            self._fail(p, error, arguments, started=started, attempts=attempts)
+        except Exception as exc:  # a tool's failure is a result, never an escape from run()
+            error = ToolExecutionError(exc, attempts, call_id=p.call.id, tool_name=p.call.name)
+            error.__cause__ = exc
+            self._fail(p, error, arguments, started=started, attempts=attempts)
+        else:
+            self._succeed(p, output, arguments, started, attempts)
+
+    async def _call(self, tool: Tool, arguments: dict[str, Any]) -> Any:
+        args, kwargs = tool.bind(dict(arguments))
+        if tool.is_async:
+            return await tool.fn(*args, **kwargs)
+        # A thread cannot be interrupted: on timeout or cancellation it runs on, unobserved.
+        run = functools.partial(contextvars.copy_context().run, tool.fn, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._executor(), run)
+
+    def _mark_started(self, p: Prepared) -> float:
+        self._order[p.index] = order = len(self._order)
+        log_event(
+            logging.DEBUG,
+            "orchestration.call_started",
+            call_id=p.call.id,
+            tool=p.call.name,
+            execution_order=order,
+        )
+        return self.now()
+
+    def _succeed(
+        self,
+        p: Prepared,
+        output: Any,
+        arguments: dict[str, Any],
+        started: float | None,
+        attempts: int,
+    ) -> None:
+        self._outputs[p.index] = output
+        self._scheduler.succeeded(p.index)
+        self._record(
+            p, "ok", output=output, arguments=arguments, started=started, attempts=attempts
+        )
+
+    def _fail(
+        self,
+        p: Prepared,
+        error: CallError,
+        arguments: dict[str, Any] | None,
+        *,
+        started: float | None,
+        attempts: int,
+    ) -> None:
+        skipped = self._scheduler.failed(p.index)
+        self._record_error(p, error, arguments, started=started, attempts=attempts)
+        self._record_skipped(skipped)
+
+    def _record_error(
+        self,
+        p: Prepared,
+        error: CallError,
+        arguments: dict[str, Any] | None = None,
+        *,
+        started: float | None = None,
+        attempts: int = 0,
+    ) -> None:
+        self._record(
+            p,
+            "error",
+            message=str(error),
+            error_type=error.error_type,
+            exception=error,
+            arguments=arguments,
+            started=started,
+            attempts=attempts,
+        )
+
+    def _record_skipped(self, skipped: list[int]) -> None:
+        for i in skipped:
+            cause = self.prepared[self._scheduler.cause[i]].call
+            reason = (
+                f"skipped: it depends on call '{cause.id}' ({cause.name}), which failed. "
+                "Fix that call first."
+            )
+            q = self.prepared[i]
+            self._record(q, "skipped", message=reason, error_type="dependency_failed")
+
+    def _record(
+        self,
+        p: Prepared,
+        status: CallStatus,
+        *,
+        output: Any = None,
+        message: str | None = None,
+        error_type: ErrorType | None = None,
+        exception: BaseException | None = None,
+        arguments: dict[str, Any] | None = None,
+        started: float | None = None,
+        attempts: int = 0,
+    ) -> None:
+        self.results[p.index] = CallResult.model_construct(
+            call_id=p.call.id,
+            name=p.call.name,
+            status=status,
+            output=output,
+            error=message,
+            error_type=error_type,
+            arguments=arguments,
+            group_index=p.level,
+            execution_order=self._order.get(p.index),
+            depends_on=self.plan.calls[p.index].depends_on,
+            attempts=attempts,
+            started_at=started,
+            ended_at=self.now(),
+            exception=exception,
+        )
+        log_event(
+            logging.DEBUG,
+            "orchestration.call_finished",
+            call_id=p.call.id,
+            tool=p.call.name,
+            status=status,
+            attempts=attempts,
+        )

@@ -1,0 +1,246 @@
+"""The typed values that cross toolweave's boundary: calls in, plans and results out."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from ._errors import ErrorType
+
+__all__ = ["BatchResult", "CallResult", "CallStatus", "ExecutionPlan", "PlannedCall", "ToolCall"]
+
+CallStatus = Literal["ok", "error", "skipped"]
+"""How a call ended: it ran and returned, it failed, or it never ran."""
+
+Strategy = Literal["parallel", "serial", "dag"]
+
+
+def _ids_as_text(value: Any) -> Any:
+    # A model may write a 1-based position as a number: depends_on=[1].
+    if isinstance(value, list | tuple):
+        return [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
+    return value
+
+
+class ToolCall(BaseModel):
+    """One tool call as the model wrote it.
+
+    ``arguments`` is a dict or the raw JSON text the model produced; raw text is parsed when the
+    batch is planned, so bad JSON is an error for this call only. ``depends_on`` lists calls
+    (ids, or 1-based positions in the batch) that must succeed before this one starts, for
+    ordering that no reference expresses.
+
+    Fields may be given by position: ``ToolCall("c1", "search", {"q": "x"})``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    arguments: dict[str, Any] | str = Field(default_factory=dict)
+    depends_on: Annotated[list[str], BeforeValidator(_ids_as_text)] = Field(default_factory=list)
+
+    def __init__(self, *args: Any, **data: Any) -> None:
+        if len(args) > 4:
+            raise TypeError(f"ToolCall takes at most 4 positional arguments, got {len(args)}")
+        for key, value in zip(("id", "name", "arguments", "depends_on"), args, strict=False):
+            if key in data:
+                raise TypeError(f"ToolCall got two values for '{key}'")
+            data[key] = value
+        super().__init__(**data)
+
+
+class PlannedCall(BaseModel):
+    """What the planner found out about one call, before anything ran."""
+
+    model_config = ConfigDict(frozen=True)
+
+    call_id: str
+    tool_name: str
+    depends_on: list[str]
+    """Ids of the calls it waits for: reference targets and ``depends_on``, resolved."""
+    group_index: int | None
+    """Its level: 0 without dependencies, else 1 + the highest level among them; None on or
+    behind a cycle."""
+    output_mapping: dict[str, str]
+    """Argument path (``url``, ``filters.owner``, ``items[0]``) -> the reference text there."""
+    error: str | None = None
+    """Why the call will fail without running, if the planner already knows."""
+    error_type: ErrorType | None = None
+
+
+class ExecutionPlan(BaseModel):
+    """How a batch will run: its strategy, its levels and its dependency edges."""
+
+    model_config = ConfigDict(frozen=True)
+
+    strategy: Strategy
+    """``parallel`` (no edges), ``serial`` (one call per level, or forced), or ``dag``."""
+    groups: list[list[str]]
+    """Call ids by level, batch order inside a level. Calls on or behind a cycle are in none."""
+    dependencies: dict[str, list[str]]
+    """Call id -> ids of the calls it waits for (every call has an entry)."""
+    calls: list[PlannedCall]
+    """One entry per call, in batch order."""
+
+    @cached_property
+    def _by_id(self) -> dict[str, PlannedCall]:
+        return {c.call_id: c for c in self.calls}
+
+    def get(self, call_id: str) -> PlannedCall:
+        """The planned call with this id; ``KeyError`` if the batch has none."""
+        try:
+            return self._by_id[call_id]
+        except KeyError:
+            raise KeyError(f"no call with id {call_id!r} in this plan") from None
+
+    @property
+    def errors(self) -> dict[str, str]:
+        """Call id -> the error the planner already found for it (bad JSON, unknown tool,
+        bad reference, cycle)."""
+        return {c.call_id: c.error for c in self.calls if c.error is not None}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plan in the JSON shape trace viewers read (``execution_groups`` and friends)."""
+        by_id = self._by_id
+        groups = []
+        for index, group in enumerate(self.groups):
+            tools = []
+            for call_id in group:
+                planned = by_id[call_id]
+                tools.append(
+                    {
+                        "tool_id": call_id,
+                        "tool_type": planned.tool_name,
+                        "depends_on": list(planned.depends_on),
+                        "dependency_groups": sorted(
+                            {
+                                g
+                                for dep in planned.depends_on
+                                if (g := by_id[dep].group_index) is not None
+                            }
+                        ),
+                        "output_mapping": dict(planned.output_mapping),
+                    }
+                )
+            groups.append(
+                {"group_index": index, "tools": tools, "parallel_execution": len(group) > 1}
+            )
+        return {
+            "strategy": self.strategy,
+            "execution_groups": groups,
+            "total_groups": len(self.groups),
+            "total_tools": len(self.calls),
+            "tool_ids": [c.call_id for c in self.calls],
+        }
+
+
+class CallResult(BaseModel):
+    """How one call ended. A batch has exactly one per call, in the order the calls were given.
+
+    Times are seconds since the batch started (``BatchResult.started_at``).
+    """
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    call_id: str
+    name: str
+    """The tool's name as the model wrote it."""
+    status: CallStatus
+    output: Any = None
+    """What the tool returned (``status == "ok"``), else None."""
+    error: str | None = None
+    """For ``error`` and ``skipped``: what went wrong, written for the model to act on."""
+    error_type: ErrorType | None = None
+    arguments: dict[str, Any] | None = None
+    """The arguments the tool was called with, references resolved; None if it never ran."""
+    group_index: int | None = None
+    execution_order: int | None = None
+    """0-based rank of the moment its tool function started; None if it never ran."""
+    depends_on: list[str] = Field(default_factory=list)
+    attempts: int = 0
+    started_at: float | None = None
+    """When the tool function first started; None if it never ran."""
+    ended_at: float | None = None
+    """When the call's outcome was settled (for a skipped call, when it was skipped)."""
+    exception: BaseException | None = Field(default=None, exclude=True, repr=False)
+    """The ``CallError`` behind ``error`` (for a tool's own exception, its ``__cause__``)."""
+
+    @property
+    def ok(self) -> bool:
+        """True when the tool ran and returned."""
+        return self.status == "ok"
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from the first attempt's start to the outcome; None if it never ran."""
+        if self.started_at is None or self.ended_at is None:
+            return None
+        return self.ended_at - self.started_at
+
+
+class BatchResult(BaseModel):
+    """The outcome of one batch: the plan, and one result per call in the model's order."""
+
+    model_config = ConfigDict(frozen=True)
+
+    plan: ExecutionPlan
+    results: list[CallResult]
+    elapsed: float
+    """Wall-clock seconds from the start of ``run()`` to the last outcome."""
+    started_at: float
+    """Unix time at which the batch started."""
+
+    @property
+    def ok(self) -> bool:
+        """True when every call succeeded."""
+        return all(r.status == "ok" for r in self.results)
+
+    @cached_property
+    def _by_id(self) -> dict[str, CallResult]:
+        return {r.call_id: r for r in self.results}
+
+    def get(self, call_id: str) -> CallResult:
+        """The result of the call with this id; ``KeyError`` if the batch has none."""
+        try:
+            return self._by_id[call_id]
+        except KeyError:
+            raise KeyError(f"no call with id {call_id!r} in this batch") from None
+
+    def by_status(self, status: CallStatus) -> list[CallResult]:
+        """The results with this status, in batch order."""
+        return [r for r in self.results if r.status == status]
+
+    def to_trace(self, *, include_content: bool = False) -> dict[str, Any]:
+        """A JSON-ready record of the run: the plan (``ExecutionPlan.to_dict()``) and, per call,
+        status, level, execution order, timing and error. Arguments and outputs are left out
+        unless ``include_content`` is true."""
+        calls = []
+        for r in self.results:
+            entry: dict[str, Any] = {
+                "call_id": r.call_id,
+                "name": r.name,
+                "status": r.status,
+                "error_type": r.error_type,
+                "error": r.error,
+                "group_index": r.group_index,
+                "execution_order": r.execution_order,
+                "depends_on": list(r.depends_on),
+                "attempts": r.attempts,
+                "started_at": r.started_at,
+                "ended_at": r.ended_at,
+                "duration": r.duration,
+            }
+            if include_content:
+                entry["arguments"] = r.arguments
+                entry["output"] = r.output
+            calls.append(entry)
+        return {
+            "plan": self.plan.to_dict(),
+            "ok": self.ok,
+            "started_at": self.started_at,
+            "elapsed": self.elapsed,
+            "calls": calls,
+        }

@@ -1,0 +1,117 @@
+"""The public entry point: ``Orchestrator`` plans and runs batches of tool calls."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from concurrent.futures import Executor, ThreadPoolExecutor
+from typing import Any, Literal
+
+from ._errors import UsageError
+from ._executor import BatchRun
+from ._log import log_event
+from ._models import BatchResult, ExecutionPlan, ToolCall
+from ._planner import coerce_batch, plan_batch
+from ._tools import Tool, tool_table
+
+__all__ = ["Orchestrator"]
+
+_STRATEGIES = ("auto", "serial")
+_DEFAULT_THREADS = 64
+
+
+class Orchestrator:
+    """Plans a model's batch of tool calls as a dependency graph and runs it.
+
+    ``tools`` are ``Tool``s (from ``@tool``) or plain functions, as a list or a name -> tool
+    mapping. ``max_concurrency`` bounds how many calls of one batch run at once (None: no
+    bound). ``strategy="auto"`` runs each call as soon as its dependencies succeeded;
+    ``"serial"`` runs calls one by one in batch order, for tools with side effects.
+    """
+
+    def __init__(
+        self,
+        tools: Iterable[Tool | Any] | Mapping[str, Tool | Any],
+        *,
+        max_concurrency: int | None = None,
+        strategy: Literal["auto", "serial"] = "auto",
+        decider: Any = None,
+    ) -> None:
+        if strategy not in _STRATEGIES:
+            raise UsageError(f"strategy must be 'auto' or 'serial', got {strategy!r}")
+        if max_concurrency is not None and (
+            isinstance(max_concurrency, bool)
+            or not isinstance(max_concurrency, int)
+            or max_concurrency < 1
+        ):
+            raise UsageError(
+                f"max_concurrency must be None or an int >= 1, got {max_concurrency!r}"
+            )
+        if decider is not None:
+            raise UsageError("deciders are not supported yet: build the Orchestrator without one")
+        self.tools: dict[str, Tool] = tool_table(tools)
+        """Name -> tool."""
+        self.max_concurrency = max_concurrency
+        self.strategy: Literal["auto", "serial"] = strategy
+        self._threads: ThreadPoolExecutor | None = None
+
+    def plan(self, calls: Iterable[ToolCall | Mapping[str, Any]]) -> ExecutionPlan:
+        """Plan ``calls`` without running anything. Raises ``InvalidBatchError`` for a batch
+        that is not a list of calls or repeats an id; every other problem is in the plan."""
+        return plan_batch(coerce_batch(calls), self.tools, self.strategy)[0]
+
+    async def run(self, calls: Iterable[ToolCall | Mapping[str, Any]]) -> BatchResult:
+        """Run ``calls`` and return one result per call, in the order given.
+
+        Raises only ``InvalidBatchError`` (before anything runs) and, when the caller cancels
+        it, ``CancelledError`` after every running call was cancelled. A tool's exception,
+        timeout or bad arguments become that call's result.
+        """
+        batch = coerce_batch(calls)
+        started_at = time.time()
+        plan, prepared = plan_batch(batch, self.tools, self.strategy)
+        run = BatchRun(plan, prepared, max_concurrency=self.max_concurrency, executor=self._pool)
+        try:
+            await run.execute()
+        except BaseException as exc:
+            log_event(
+                logging.WARNING,
+                "orchestration.execution_failed",
+                reason=type(exc).__name__,
+                calls=len(batch),
+            )
+            raise
+        results = [r for r in run.results if r is not None]
+        result = BatchResult.model_construct(
+            plan=plan, results=results, elapsed=run.now(), started_at=started_at
+        )
+        counts = {s: sum(r.status == s for r in results) for s in ("ok", "error", "skipped")}
+        log_event(
+            logging.INFO if result.ok else logging.WARNING,
+            "orchestration.execution_completed" if result.ok else "orchestration.execution_failed",
+            strategy=plan.strategy,
+            elapsed=f"{result.elapsed:.4f}",
+            **counts,
+        )
+        return result
+
+    def run_sync(self, calls: Iterable[ToolCall | Mapping[str, Any]]) -> BatchResult:
+        """``run()`` for code without an event loop. Inside a running loop, await ``run()``."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.run(calls))
+        raise UsageError(
+            "run_sync() was called inside a running event loop; use 'await orchestrator.run(...)'"
+        )
+
+    def _pool(self) -> Executor:
+        # Our own pool: the loop's default one has only cpu_count + 4 threads, which would
+        # serialise a batch of blocking tools on a small machine.
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(
+                max_workers=self.max_concurrency or _DEFAULT_THREADS, thread_name_prefix="toolweave"
+            )
+        return self._threads

@@ -1,0 +1,379 @@
+"""Planning: from a batch of calls to an ``ExecutionPlan``, without running or parsing JSONPath.
+
+Everything here is linear in calls + edges: one pass over the arguments to find references,
+Kahn's algorithm for levels, and Tarjan's algorithm (only when Kahn's leaves calls behind) to
+tell calls on a cycle from calls that merely wait behind one. graphlib is not used because it
+stops at the first cycle it meets; we must flag every call on every cycle and keep the rest.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import logging
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from ._errors import (
+    CallError,
+    CircularDependencyError,
+    InvalidArgumentsError,
+    InvalidBatchError,
+    InvalidReferenceError,
+    UnknownToolError,
+)
+from ._log import log_event
+from ._models import ExecutionPlan, PlannedCall, ToolCall
+from ._references import ReferenceSyntaxError, compile_arguments
+from ._tools import Tool
+
+__all__ = ["Prepared", "coerce_batch", "plan_batch"]
+
+logger = logging.getLogger("toolweave")
+
+
+@dataclass(slots=True)
+class Prepared:
+    """One call as the engine runs it: parsed arguments with reference markers, its tool,
+    its dependencies as batch indexes, and the error it already has, if any."""
+
+    index: int
+    call: ToolCall
+    tool: Tool | None
+    arguments: dict[str, Any]
+    targets: dict[str, int] = field(default_factory=dict)
+    """Reference target as written -> batch index of the call it names."""
+    deps: list[int] = field(default_factory=list)
+    has_references: bool = False
+    output_mapping: dict[str, str] = field(default_factory=dict)
+    error: CallError | None = None
+    level: int | None = None
+
+
+def coerce_batch(calls: Any) -> list[ToolCall]:
+    """The batch as ``ToolCall``s; ``InvalidBatchError`` if it is not a list of calls or two
+    calls share an id."""
+    if isinstance(calls, str | bytes | Mapping) or not isinstance(calls, Iterable):
+        raise InvalidBatchError(
+            f"a batch is a list of tool calls, got {type(calls).__name__}; "
+            "pass [ToolCall(...), ...] or a list of dicts with id, name and arguments"
+        )
+    batch: list[ToolCall] = []
+    seen: dict[str, int] = {}
+    for position, item in enumerate(calls):
+        if not isinstance(item, ToolCall):
+            try:
+                item = ToolCall.model_validate(item)
+            except ValidationError as exc:
+                err = exc.errors(include_url=False)[0]
+                where = ".".join(str(p) for p in err["loc"]) or "item"
+                raise InvalidBatchError(
+                    f"item {position + 1} of the batch is not a tool call: '{where}': "
+                    f"{err['msg']}. Each call needs an id, a name and arguments.",
+                    position=position,
+                ) from None
+        if item.id in seen:
+            raise InvalidBatchError(
+                f"calls {seen[item.id] + 1} and {position + 1} share the id '{item.id}'; "
+                "every call in a batch needs its own id",
+                position=position,
+            )
+        seen[item.id] = position
+        batch.append(item)
+    return batch
+
+
+def plan_batch(
+    calls: Sequence[ToolCall],
+    tools: Mapping[str, Tool] | None,
+    strategy: Literal["auto", "serial"] = "auto",
+) -> tuple[ExecutionPlan, list[Prepared]]:
+    """Plan ``calls``. ``tools=None`` plans without checking tool names (``toolweave plan``)."""
+    index_of = {c.id: i for i, c in enumerate(calls)}
+    serial = strategy == "serial"
+    prepared = [_prepare(i, c, tools, index_of, serial) for i, c in enumerate(calls)]
+    succ: list[list[int]] = [[] for _ in prepared]
+    edges = 0
+    for p in prepared:
+        edges += len(p.deps)
+        for d in p.deps:
+            succ[d].append(p.index)
+    log_event(logging.DEBUG, "orchestration.dependencies_extracted", calls=len(calls), edges=edges)
+
+    stuck = _assign_levels(prepared, succ)
+    if stuck:
+        _flag_cycles(prepared, succ, stuck)
+
+    if serial:
+        for p in prepared:
+            p.level = p.index
+        groups = [[c.id] for c in calls]
+        kind: Literal["parallel", "serial", "dag"] = "serial"
+    else:
+        groups = [[] for _ in range(1 + max((p.level or 0 for p in prepared), default=-1))]
+        for p in prepared:
+            if p.level is not None:
+                groups[p.level].append(p.call.id)
+        if edges == 0:
+            kind = "parallel"
+        elif not stuck and all(len(g) == 1 for g in groups):
+            kind = "serial"
+        else:
+            kind = "dag"
+    log_event(
+        logging.DEBUG,
+        "orchestration.strategy_determined",
+        strategy=kind,
+        groups=len(groups),
+        calls=len(calls),
+    )
+
+    planned = [
+        PlannedCall.model_construct(
+            call_id=p.call.id,
+            tool_name=p.call.name,
+            depends_on=[calls[d].id for d in p.deps],
+            group_index=p.level,
+            output_mapping=p.output_mapping,
+            error=str(p.error) if p.error else None,
+            error_type=p.error.error_type if p.error else None,
+        )
+        for p in prepared
+    ]
+    plan = ExecutionPlan.model_construct(
+        strategy=kind,
+        groups=groups,
+        dependencies={pc.call_id: pc.depends_on for pc in planned},
+        calls=planned,
+    )
+    return plan, prepared
+
+
+def _prepare(
+    index: int,
+    call: ToolCall,
+    tools: Mapping[str, Tool] | None,
+    index_of: Mapping[str, int],
+    serial: bool,
+) -> Prepared:
+    tool = tools.get(call.name) if tools is not None else None
+    p = Prepared(index=index, call=call, tool=tool, arguments={})
+    try:
+        p.arguments = _parse_arguments(call)
+        if tools is not None and tool is None:
+            raise UnknownToolError(
+                _unknown_tool(call.name, tools), call_id=call.id, tool_name=call.name
+            )
+        try:
+            p.arguments, found = compile_arguments(p.arguments)
+        except ReferenceSyntaxError as exc:
+            detail = f"argument '{exc.location}' has a malformed reference: {exc}"
+            raise _ref_error(call, detail) from None
+        deps: dict[int, None] = {}
+        problem: str | None = None
+        for f in found:
+            p.output_mapping[f.location] = f.text
+            for ref in f.references:
+                target = _target_index(ref.target, index_of, len(index_of))
+                trouble = _edge_problem(call, index, target, serial, index_of)
+                if trouble is None and target is not None:
+                    p.targets[ref.target] = target
+                    deps[target] = None
+                elif problem is None:
+                    problem = f"argument '{f.location}' refers to {ref.text!r}, " + (
+                        trouble or _no_such_call(ref.target, len(index_of))
+                    )
+        p.has_references = bool(found)
+        for written in call.depends_on:
+            target = _target_index(written, index_of, len(index_of))
+            trouble = _edge_problem(call, index, target, serial, index_of)
+            if trouble is None and target is not None:
+                deps[target] = None
+            elif problem is None:
+                problem = f"depends_on names '{written}', " + (
+                    trouble or _no_such_call(written, len(index_of))
+                )
+        p.deps = list(deps)
+        if problem is not None:
+            raise _ref_error(call, problem)
+    except CallError as exc:
+        p.error = exc
+    return p
+
+
+def _parse_arguments(call: ToolCall) -> dict[str, Any]:
+    raw = call.arguments
+    if isinstance(raw, str):
+        if not raw.strip():
+            return {}
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise InvalidArgumentsError(
+                f"arguments are not valid JSON ({exc.msg} at line {exc.lineno} column "
+                f"{exc.colno}). Send the arguments as one JSON object.",
+                call_id=call.id,
+                tool_name=call.name,
+            ) from None
+    if not isinstance(raw, dict):
+        raise InvalidArgumentsError(
+            f"arguments must be a JSON object, got {type(raw).__name__}. "
+            'Send them as one object, e.g. {"name": value}.',
+            call_id=call.id,
+            tool_name=call.name,
+        )
+    return raw
+
+
+def _target_index(written: str, index_of: Mapping[str, int], n: int) -> int | None:
+    found = index_of.get(written)
+    if found is not None:
+        return found
+    if written.isdigit() and 1 <= int(written) <= n:
+        return int(written) - 1
+    return None
+
+
+def _edge_problem(
+    call: ToolCall, index: int, target: int | None, serial: bool, index_of: Mapping[str, int]
+) -> str | None:
+    if target is None:
+        return None  # the caller words an unknown target
+    if target == index:
+        return "which is this call itself; a call can only use the output of another call"
+    if serial and target > index:
+        return (
+            "a later call; with strategy 'serial' calls run in batch order, "
+            "so a call can only wait for earlier calls"
+        )
+    return None
+
+
+def _no_such_call(written: str, n: int) -> str:
+    return (
+        f"but the batch has no call with id '{written}'"
+        + (f" and only {n} calls" if written.isdigit() else "")
+        + "; refer to another call of this batch by its id or its 1-based position"
+    )
+
+
+def _unknown_tool(name: str, tools: Mapping[str, Tool]) -> str:
+    close = difflib.get_close_matches(name, list(tools), n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    names = ", ".join(sorted(tools)) or "none"
+    return f"unknown tool '{name}'.{hint} Available tools: {names}."
+
+
+def _ref_error(call: ToolCall, detail: str) -> InvalidReferenceError:
+    return InvalidReferenceError(detail, call_id=call.id, tool_name=call.name)
+
+
+def _assign_levels(prepared: list[Prepared], succ: list[list[int]]) -> list[int]:
+    """Kahn's algorithm: set each call's level; return the calls it could not order."""
+    waiting = [len(p.deps) for p in prepared]
+    levels = [0] * len(prepared)
+    queue = [p.index for p in prepared if not p.deps]
+    for i in queue:  # the list grows while we walk it
+        prepared[i].level = levels[i]
+        nxt = levels[i] + 1
+        for s in succ[i]:
+            if levels[s] < nxt:
+                levels[s] = nxt
+            waiting[s] -= 1
+            if waiting[s] == 0:
+                queue.append(s)
+    return [i for i, w in enumerate(waiting) if w > 0]
+
+
+def _flag_cycles(prepared: list[Prepared], succ: list[list[int]], stuck: list[int]) -> None:
+    """Give every call on a cycle a ``CircularDependencyError`` naming a cycle through it.
+    Calls only behind a cycle keep no error: they are skipped when the cycle's calls fail."""
+    inside = set(stuck)
+    for component in _strongly_connected(stuck, succ, inside):
+        if len(component) == 1:
+            continue  # self-references are rejected earlier, so a single call is not a cycle
+        members = set(component)
+        named: dict[int, list[int]] = {}
+        for start in sorted(component):
+            if start not in named:
+                cycle = _shortest_cycle(start, prepared, members)
+                for k, node in enumerate(cycle[:-1]):
+                    named.setdefault(node, cycle[k:-1] + cycle[:k] + [node])
+            p = prepared[start]
+            if p.error is None:
+                p.error = CircularDependencyError(
+                    [prepared[n].call.id for n in named[start]],
+                    call_id=p.call.id,
+                    tool_name=p.call.name,
+                )
+
+
+def _strongly_connected(
+    nodes: list[int], succ: list[list[int]], inside: set[int]
+) -> list[list[int]]:
+    """Tarjan's algorithm, iterative, over ``nodes`` and the edges among them."""
+    index: dict[int, int] = {}
+    low: dict[int, int] = {}
+    on_stack: set[int] = set()
+    stack: list[int] = []
+    components: list[list[int]] = []
+    for root in nodes:
+        if root in index:
+            continue
+        work = [(root, 0)]
+        while work:
+            node, k = work.pop()
+            if k == 0:
+                index[node] = low[node] = len(index)
+                stack.append(node)
+                on_stack.add(node)
+            edges = succ[node]
+            while k < len(edges):
+                nxt = edges[k]
+                k += 1
+                if nxt not in inside:
+                    continue
+                if nxt not in index:
+                    work.append((node, k))
+                    work.append((nxt, 0))
+                    break
+                if nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+            else:
+                if low[node] == index[node]:
+                    component = []
+                    while True:
+                        top = stack.pop()
+                        on_stack.discard(top)
+                        component.append(top)
+                        if top == node:
+                            break
+                    components.append(component)
+                if work:
+                    parent = work[-1][0]
+                    low[parent] = min(low[parent], low[node])
+    return components
+
+
+def _shortest_cycle(start: int, prepared: list[Prepared], members: set[int]) -> list[int]:
+    """Breadth-first over "waits for" edges inside one component, back to ``start``."""
+    parent: dict[int, int] = {}
+    queue = deque([start])
+    while queue:
+        node = queue.popleft()
+        for dep in prepared[node].deps:
+            if dep not in members:
+                continue
+            if dep == start:
+                path = [node]
+                while path[-1] != start:
+                    path.append(parent[path[-1]])
+                return [*reversed(path), start]
+            if dep not in parent:
+                parent[dep] = node
+                queue.append(dep)
+    raise AssertionError("a strongly connected component always has a cycle")

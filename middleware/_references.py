@@ -1,0 +1,299 @@
+"""References from one call's arguments to another call's output.
+
+Two forms, anywhere in the arguments:
+
+- object: ``{"$ref": TARGET, "path": JSONPATH}`` (a dict with no other keys; path defaults to
+  ``$``, the whole output);
+- string: ``"${TARGET}"`` or ``"${TARGET.a.b[0]}"``; TARGET ends at the first ``.`` or ``[``.
+  A string that is exactly one reference takes the value with its type; inside longer text the
+  value is interpolated (strings as they are, anything else as JSON). ``$${`` is a literal ``${``.
+
+TARGET is a call id of the batch or a 1-based position in it (an id equal to the text wins).
+Scanning (``compile_arguments``) finds references without parsing any JSONPath; paths compile
+on first use and are cached, since parsing costs far more than a lookup.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from jsonpath_ng.ext.parser import parse as parse_jsonpath
+from pydantic import BaseModel
+
+__all__ = [
+    "Found",
+    "PathError",
+    "Reference",
+    "ReferenceSyntaxError",
+    "Template",
+    "compile_arguments",
+    "extract",
+    "resolve_arguments",
+]
+
+_OUTPUT_PREVIEW = 300
+_MULTI_NODES = frozenset({"Wildcard", "Slice", "Descendants", "Filter", "_Union", "Union"})
+_MULTI_NODES |= {"Intersect", "Where", "WhereNot", "SortedThis"}
+
+
+class ReferenceSyntaxError(ValueError):
+    """A malformed reference; ``location`` is the argument path where it stands."""
+
+    def __init__(self, message: str, location: str) -> None:
+        super().__init__(message)
+        self.location = location
+
+
+class PathError(LookupError):
+    """A path that does not parse, or that matches nothing in the target's output."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """One reference: the target as written and a normalised JSONPath (``$`` = everything)."""
+
+    target: str
+    path: str
+    text: str
+    """The reference in string form, for messages and ``output_mapping``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A string with references inside longer text, interpolated at resolution."""
+
+    parts: tuple[str | Reference, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """A reference, or a template holding some, and the argument path where it stands."""
+
+    location: str
+    text: str
+    references: tuple[Reference, ...]
+
+
+def compile_arguments(arguments: dict[str, Any]) -> tuple[dict[str, Any], list[Found]]:
+    """Replace references in ``arguments`` by ``Reference``/``Template`` markers.
+
+    Returns the arguments unchanged (the same object) when they hold no reference and no
+    ``$${`` escape, which keeps calls without references free of copying.
+    """
+    found: list[Found] = []
+    compiled = _compile(arguments, "", found)
+    return compiled, found
+
+
+def resolve_arguments(compiled: Any, value_of: Callable[[Reference], Any]) -> Any:
+    """A copy of ``compiled`` with every marker replaced by ``value_of(reference)``."""
+    if isinstance(compiled, Reference):
+        return value_of(compiled)
+    if isinstance(compiled, Template):
+        out = []
+        for part in compiled.parts:
+            if isinstance(part, str):
+                out.append(part)
+            else:
+                value = value_of(part)
+                out.append(value if isinstance(value, str) else _to_json(value))
+        return "".join(out)
+    if isinstance(compiled, dict):
+        return {k: resolve_arguments(v, value_of) for k, v in compiled.items()}
+    if isinstance(compiled, list):
+        return [resolve_arguments(v, value_of) for v in compiled]
+    return compiled
+
+
+def extract(output: Any, reference: Reference) -> Any:
+    """The value at ``reference.path`` in ``output``.
+
+    A path with a wildcard, slice, filter, union or recursive descent gives a list (maybe
+    empty); any other path gives one value, and ``PathError`` if nothing matches.
+    """
+    if reference.path == "$":
+        return output
+    expression, multi = _compile_path(reference.path)
+    matches = [m.value for m in expression.find(_plain(output))]
+    if multi:
+        return matches
+    if not matches:
+        raise PathError(f"nothing in the output matches {reference.path}")
+    return matches[0]
+
+
+def preview(value: Any, limit: int = _OUTPUT_PREVIEW) -> str:
+    """``value`` as JSON (or repr), cut to ``limit`` characters."""
+    text = _to_json(_plain(value))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@lru_cache(maxsize=2048)
+def _compile_path(path: str) -> tuple[Any, bool]:
+    try:
+        expression = parse_jsonpath(path)
+    except Exception as exc:  # jsonpath-ng raises bare Exception subclasses of several kinds
+        raise PathError(f"'{path}' is not a valid JSONPath ({exc})") from None
+    return expression, _is_multi(expression)
+
+
+def _is_multi(node: Any) -> bool:
+    kind = type(node).__name__
+    if kind in _MULTI_NODES:
+        return True
+    if kind == "Fields" and (len(node.fields) != 1 or node.fields[0] == "*"):
+        return True
+    if kind == "Index" and len(getattr(node, "indices", (0,))) != 1:
+        return True
+    return any(_is_multi(getattr(node, side)) for side in ("left", "right") if hasattr(node, side))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return value
+
+
+def _to_json(value: Any) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _child(location: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{location}[{key}]"
+    return f"{location}.{key}" if location else key
+
+
+def _compile(value: Any, location: str, found: list[Found]) -> Any:
+    if isinstance(value, str):
+        return _compile_string(value, location, found) if "${" in value else value
+    if isinstance(value, dict):
+        if "$ref" in value and value.keys() <= {"$ref", "path"}:
+            ref = _object_reference(value, location)
+            found.append(Found(location, ref.text, (ref,)))
+            return ref
+        out_d = {k: _compile(v, _child(location, k), found) for k, v in value.items()}
+        return value if all(out_d[k] is v for k, v in value.items()) else out_d
+    if isinstance(value, list):
+        out_l = [_compile(v, _child(location, i), found) for i, v in enumerate(value)]
+        return value if all(a is b for a, b in zip(out_l, value, strict=True)) else out_l
+    return value
+
+
+def _object_reference(value: dict[str, Any], location: str) -> Reference:
+    target = value["$ref"]
+    if isinstance(target, bool) or not isinstance(target, int | str) or target == "":
+        raise ReferenceSyntaxError(
+            f'"$ref" must be a call id or a 1-based position, got {json.dumps(target)}', location
+        )
+    raw_path = value.get("path", "$")
+    if raw_path is None:
+        raw_path = "$"
+    if not isinstance(raw_path, str):
+        raise ReferenceSyntaxError(
+            f'"path" must be a JSONPath string such as "$.items[0].id", got {raw_path!r}',
+            location,
+        )
+    path = _normalise_path(raw_path.strip())
+    return Reference(str(target), path, "${" + str(target) + path[1:] + "}")
+
+
+def _normalise_path(path: str) -> str:
+    if path in ("", "$"):
+        return "$"
+    if path.startswith("$"):
+        return path
+    return "$" + path if path.startswith("[") else "$." + path
+
+
+def _compile_string(text: str, location: str, found: list[Found]) -> Any:
+    parts: list[str | Reference] = []
+    literal: list[str] = []
+    refs: list[Reference] = []
+    i = 0
+    while True:
+        j = text.find("$", i)
+        if j < 0:
+            literal.append(text[i:])
+            break
+        literal.append(text[i:j])
+        if text.startswith("$${", j):
+            literal.append("${")
+            i = j + 3
+        elif text.startswith("${", j):
+            end = _closing_brace(text, j + 2)
+            if end < 0:
+                raise ReferenceSyntaxError(
+                    f"unterminated reference in {text!r}: '${{' has no closing '}}' "
+                    "(write $${ for a literal '${')",
+                    location,
+                )
+            ref = _string_reference(text[j : end + 1], location)
+            if any(literal):
+                parts.append("".join(literal))
+            literal = []
+            parts.append(ref)
+            refs.append(ref)
+            i = end + 1
+        else:
+            literal.append("$")
+            i = j + 1
+    if any(literal):
+        parts.append("".join(literal))
+    if not refs:
+        return "".join(p for p in parts if isinstance(p, str))
+    found.append(Found(location, text, tuple(refs)))
+    if len(parts) == 1:
+        return parts[0]
+    return Template(tuple(parts))
+
+
+def _closing_brace(text: str, start: int) -> int:
+    depth = 0
+    quote = ""
+    for k in range(start, len(text)):
+        ch = text[k]
+        if quote:
+            if ch == quote:
+                quote = ""
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "[(":
+            depth += 1
+        elif ch in "])":
+            depth -= 1
+        elif ch == "}" and depth <= 0:
+            return k
+    return -1
+
+
+def _string_reference(written: str, location: str) -> Reference:
+    body = written[2:-1].strip()
+    if not body:
+        raise ReferenceSyntaxError(
+            "empty reference '${}': write ${CALL} or ${CALL.path}, where CALL is a call id "
+            "or a 1-based position",
+            location,
+        )
+    cut = len(body)
+    for sep in ".[":
+        k = body.find(sep)
+        if 0 <= k < cut:
+            cut = k
+    target = body[:cut].strip()
+    if not target:
+        raise ReferenceSyntaxError(
+            f"reference {written!r} names no call before its path: write ${{CALL{body}}}",
+            location,
+        )
+    return Reference(target, "$" + body[cut:] if cut < len(body) else "$", written)

@@ -1,0 +1,134 @@
+"""Which calls may start now: a pure state machine over batch indexes.
+
+Like ``graphlib.TopologicalSorter`` it separates "what is ready" from running it: the executor
+reports outcomes (``succeeded``, ``failed``, ``skip``, ``stop``) and asks ``take_ready()`` for the
+calls that became startable. It never awaits and never runs anything, so it is tested without
+an event loop. Unlike graphlib it knows failure: a failed call's descendants are skipped at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Literal
+
+__all__ = ["Scheduler", "State"]
+
+State = Literal["waiting", "running", "succeeded", "failed", "skipped"]
+_FINAL = frozenset({"succeeded", "failed", "skipped"})
+
+
+class Scheduler:
+    """Tracks every call of a batch from waiting to a final state.
+
+    ``deps[i]`` lists the indexes call ``i`` waits for. With ``serial=True`` at most one call
+    runs at a time, in batch order, and a failure still skips only its dependents.
+    """
+
+    def __init__(self, deps: Sequence[Sequence[int]], *, serial: bool = False) -> None:
+        n = len(deps)
+        self.state: list[State] = ["waiting"] * n
+        self.cause: dict[int, int] = {}
+        """Skipped call -> the call whose failure (or skip) it inherited."""
+        self._serial = serial
+        self._missing = [len(d) for d in deps]
+        self._succ: list[list[int]] = [[] for _ in range(n)]
+        for i, ds in enumerate(deps):
+            for d in ds:
+                self._succ[d].append(i)
+        self._ready: list[int] = [i for i in range(n) if self._missing[i] == 0]
+        self._next = 0  # serial mode: the first index not yet handed out or final
+        self._running = 0
+        self._open = n
+
+    @property
+    def finished(self) -> bool:
+        """True when every call has a final state."""
+        return self._open == 0
+
+    @property
+    def running(self) -> int:
+        """Calls handed out by ``take_ready()`` that have no outcome yet."""
+        return self._running
+
+    def take_ready(self) -> list[int]:
+        """Calls that may start now, in batch order; each is handed out once."""
+        if self._serial:
+            return self._take_serial()
+        ready = sorted(i for i in self._ready if self.state[i] == "waiting")
+        self._ready = []
+        for i in ready:
+            self.state[i] = "running"
+        self._running += len(ready)
+        return ready
+
+    def succeeded(self, i: int) -> None:
+        """Call ``i`` returned: its dependents lose one thing to wait for."""
+        self._finish(i, "succeeded")
+        for s in self._succ[i]:
+            self._missing[s] -= 1
+            if self._missing[s] == 0 and self.state[s] == "waiting":
+                self._ready.append(s)
+
+    def failed(self, *indexes: int) -> list[int]:
+        """These calls failed (they may never have started); skip and return their
+        descendants. All are marked failed before any descendant is skipped, so a failed call
+        is never reported as skipped because of another one given here."""
+        for i in indexes:
+            self._finish(i, "failed")
+        skipped: list[int] = []
+        for i in indexes:
+            skipped += self._skip_descendants(i, i)
+        return sorted(skipped)
+
+    def skip(self, indexes: Iterable[int], cause: int | None = None) -> list[int]:
+        """Skip calls that have not started, and their descendants; return all newly skipped.
+        ``cause`` names the call to blame, else each skipped call is its own cause."""
+        skipped: list[int] = []
+        for i in indexes:
+            if self.state[i] == "waiting":
+                self._finish(i, "skipped")
+                if cause is not None:
+                    self.cause[i] = cause
+                skipped.append(i)
+                skipped += self._skip_descendants(i, i if cause is None else cause)
+        return skipped
+
+    def stop(self) -> list[int]:
+        """Skip every call that has not started; running ones finish. Return those skipped."""
+        return self.skip([i for i, s in enumerate(self.state) if s == "waiting"])
+
+    def _finish(self, i: int, state: State) -> None:
+        current = self.state[i]
+        if current in _FINAL:
+            raise ValueError(f"call {i} already ended as {current}")
+        if current == "running":
+            self._running -= 1
+        self.state[i] = state
+        self._open -= 1
+
+    def _skip_descendants(self, root: int, cause: int) -> list[int]:
+        skipped: list[int] = []
+        stack = list(self._succ[root])
+        while stack:
+            i = stack.pop()
+            if self.state[i] == "waiting":
+                self._finish(i, "skipped")
+                self.cause[i] = self.cause.get(cause, cause)
+                skipped.append(i)
+                stack.extend(self._succ[i])
+        skipped.sort()
+        return skipped
+
+    def _take_serial(self) -> list[int]:
+        if self._running:
+            return []
+        n = len(self.state)
+        while self._next < n and self.state[self._next] in _FINAL:
+            self._next += 1
+        if self._next == n:
+            return []
+        i = self._next
+        # Earlier calls are all final; dependencies point backward only, so i is startable.
+        self.state[i] = "running"
+        self._running += 1
+        return [i]

@@ -1,0 +1,3 @@
+"""OpenTelemetry support for toolweave. It imports nothing from the engine."""
+
+__all__: list[str] = []
