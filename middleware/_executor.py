@@ -140,13 +140,14 @@ class BatchRun:
                     started = self._mark_started(p)
                 if tool.timeout is None:
                     return await self._call(tool, arguments)
-                async with asyncio.timeout(tool.timeout) as deadline:
-                    try:
+                deadline = asyncio.timeout(tool.timeout)
+                try:
+                    async with deadline:
                         return await self._call(tool, arguments)
-                    except TimeoutError:
-                        if deadline.expired():
-                            raise _AttemptTimeout from None
-                        raise
+                except TimeoutError:
+                    if deadline.expired():  # ours, not a TimeoutError the tool raised
+                        raise _AttemptTimeout from None
+                    raise
 
         try:
             if tool.retries == 0:

@@ -114,7 +114,8 @@ def plan_batch(
         groups = [[c.id] for c in calls]
         kind: Literal["parallel", "serial", "dag"] = "serial"
     else:
-        groups = [[] for _ in range(1 + max((p.level or 0 for p in prepared), default=-1))]
+        depth = 1 + max((p.level for p in prepared if p.level is not None), default=-1)
+        groups = [[] for _ in range(depth)]
         for p in prepared:
             if p.level is not None:
                 groups[p.level].append(p.call.id)

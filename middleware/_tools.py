@@ -11,7 +11,7 @@ from typing import Any, overload
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, ValidationError
-from tenacity.wait import wait_base, wait_exponential_jitter
+from tenacity.wait import wait_base, wait_exponential, wait_random
 
 from ._errors import UsageError
 
@@ -21,8 +21,8 @@ _MAX_INPUT_REPR = 60
 
 
 def default_retry_wait() -> wait_base:
-    """Exponential backoff with jitter: about 0.1 s, 0.2 s, 0.4 s ... capped at 2 s."""
-    return wait_exponential_jitter(initial=0.1, max=2.0, jitter=0.1)
+    """Exponential backoff with jitter: 0.1 s, 0.2 s, 0.4 s ... capped at 2 s, plus 0-0.1 s."""
+    return wait_exponential(multiplier=0.1, max=2.0) + wait_random(0, 0.1)
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
