@@ -51,13 +51,14 @@ class BatchRun:
         prepared: list[Prepared],
         *,
         max_concurrency: int | None,
+        serial: bool,
         executor: Callable[[], Executor],
     ) -> None:
         self.plan = plan
         self.prepared = prepared
         self.results: list[CallResult | None] = [None] * len(prepared)
         self._outputs: list[Any] = [None] * len(prepared)
-        self._scheduler = Scheduler([p.deps for p in prepared], serial=plan.strategy == "serial")
+        self._scheduler = Scheduler([p.deps for p in prepared], serial=serial)
         self._slot: asyncio.Semaphore | None = (
             asyncio.Semaphore(max_concurrency) if max_concurrency else None
         )

@@ -72,7 +72,13 @@ class Orchestrator:
         batch = coerce_batch(calls)
         started_at = time.time()
         plan, prepared = plan_batch(batch, self.tools, self.strategy)
-        run = BatchRun(plan, prepared, max_concurrency=self.max_concurrency, executor=self._pool)
+        run = BatchRun(
+            plan,
+            prepared,
+            max_concurrency=self.max_concurrency,
+            serial=self.strategy == "serial",  # forced; a detected chain follows its edges
+            executor=self._pool,
+        )
         try:
             await run.execute()
         except BaseException as exc:
