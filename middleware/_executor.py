@@ -261,7 +261,7 @@ class BatchRun:
         started: float | None = None,
         attempts: int = 0,
     ) -> None:
-        self.results[p.index] = CallResult.model_construct(
+        self.results[p.index] = CallResult(
             call_id=p.call.id,
             name=p.call.name,
             status=status,

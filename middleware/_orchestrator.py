@@ -90,17 +90,8 @@ class Orchestrator:
             )
             raise
         results = [r for r in run.results if r is not None]
-        result = BatchResult.model_construct(
-            plan=plan, results=results, elapsed=run.now(), started_at=started_at
-        )
-        counts = {s: sum(r.status == s for r in results) for s in ("ok", "error", "skipped")}
-        log_event(
-            logging.INFO if result.ok else logging.WARNING,
-            "orchestration.execution_completed" if result.ok else "orchestration.execution_failed",
-            strategy=plan.strategy,
-            elapsed=f"{result.elapsed:.4f}",
-            **counts,
-        )
+        result = BatchResult(plan=plan, results=results, elapsed=run.now(), started_at=started_at)
+        _log_outcome(result)
         return result
 
     def run_sync(self, calls: Iterable[ToolCall | Mapping[str, Any]]) -> BatchResult:
@@ -121,3 +112,18 @@ class Orchestrator:
                 max_workers=self.max_concurrency or _DEFAULT_THREADS, thread_name_prefix="toolweave"
             )
         return self._threads
+
+
+def _log_outcome(result: BatchResult) -> None:
+    ok = result.ok
+    level = logging.INFO if ok else logging.WARNING
+    if not logging.getLogger("toolweave").isEnabledFor(level):
+        return
+    counts = {s: len(result.by_status(s)) for s in ("ok", "error", "skipped")}
+    log_event(
+        level,
+        "orchestration.execution_completed" if ok else "orchestration.execution_failed",
+        strategy=result.plan.strategy,
+        elapsed=f"{result.elapsed:.4f}",
+        **counts,
+    )

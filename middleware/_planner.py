@@ -134,7 +134,7 @@ def plan_batch(
     )
 
     planned = [
-        PlannedCall.model_construct(
+        PlannedCall(
             call_id=p.call.id,
             tool_name=p.call.name,
             depends_on=[calls[d].id for d in p.deps],
@@ -145,7 +145,7 @@ def plan_batch(
         )
         for p in prepared
     ]
-    plan = ExecutionPlan.model_construct(
+    plan = ExecutionPlan(
         strategy=kind,
         groups=groups,
         dependencies={pc.call_id: pc.depends_on for pc in planned},

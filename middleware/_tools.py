@@ -111,9 +111,9 @@ class Tool:
                 k: v for k, v in arguments.items() if not (v is None and k in self._defaults)
             }
         model = self.args_schema.model_validate(arguments)
-        values = dict(model)
-        if model.model_extra:
-            values.update(model.model_extra)
+        values = model.__dict__.copy()
+        if model.__pydantic_extra__:
+            values.update(model.__pydantic_extra__)
         return values
 
     def bind(self, values: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:

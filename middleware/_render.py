@@ -1,0 +1,109 @@
+"""Plain-text views of plans and results for the command line (pure functions, no printing)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ._models import BatchResult, ExecutionPlan
+
+__all__ = ["format_plan", "format_results", "format_timeline"]
+
+_CELL = 48
+
+
+def _cut(text: str, width: int = _CELL) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [
+        max(len(h), *(len(r[k]) for r in rows)) if rows else len(h) for k, h in enumerate(header)
+    ]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+def format_plan(plan: ExecutionPlan) -> str:
+    """Strategy, then one line per group with each call, what it waits for and its references."""
+    lines = [
+        f"strategy: {plan.strategy}  ({_count(len(plan.calls), 'call')} in "
+        f"{_count(len(plan.groups), 'group')})"
+    ]
+    for index, group in enumerate(plan.groups):
+        mode = "parallel" if len(group) > 1 else "single"
+        lines.append(f"group {index} ({mode}):")
+        for call_id in group:
+            planned = plan.get(call_id)
+            line = f"  {call_id} [{planned.tool_name}]"
+            if planned.depends_on:
+                line += f"  waits for {', '.join(planned.depends_on)}"
+            if planned.output_mapping:
+                refs = ", ".join(f"{k}={v}" for k, v in planned.output_mapping.items())
+                line += f"  ({_cut(refs, 60)})"
+            lines.append(line)
+    errors = plan.errors
+    unplaced = [c.call_id for c in plan.calls if c.group_index is None]
+    if unplaced:
+        lines.append(f"not placed (on or behind a cycle): {', '.join(unplaced)}")
+    if errors:
+        lines.append("errors found before running:")
+        lines += [f"  {message}" for message in errors.values()]
+    return "\n".join(lines)
+
+
+def format_results(result: BatchResult) -> str:
+    """A table with one row per call, then a summary line."""
+    rows = []
+    for r in result.results:
+        detail = r.error if r.status != "ok" else _show(r.output)
+        rows.append(
+            [
+                r.call_id,
+                r.name,
+                r.status,
+                "-" if r.group_index is None else str(r.group_index),
+                "-" if r.execution_order is None else str(r.execution_order),
+                str(r.attempts),
+                "-" if r.duration is None else f"{r.duration * 1000:.0f}",
+                _cut(detail or ""),
+            ]
+        )
+    header = ["id", "tool", "status", "group", "order", "tries", "ms", "output / error"]
+    counts = ", ".join(f"{len(result.by_status(s))} {s}" for s in ("ok", "error", "skipped"))
+    return f"{_table(header, rows)}\n{counts} in {result.elapsed * 1000:.0f} ms"
+
+
+def format_timeline(result: BatchResult, width: int = 50) -> str:
+    """One bar per call that ran, placed on the batch's time axis."""
+    total = max(result.elapsed, 1e-9)
+    label = max((len(r.call_id) for r in result.results), default=2)
+    lines = []
+    for r in result.results:
+        if r.started_at is None or r.ended_at is None:
+            lines.append(f"{r.call_id.ljust(label)} |{' ' * width}| {r.status}")
+            continue
+        start = int(r.started_at / total * width)
+        end = max(start + 1, round(r.ended_at / total * width))
+        bar = " " * start + "#" * (min(end, width) - start)
+        took = (r.ended_at - r.started_at) * 1000
+        lines.append(f"{r.call_id.ljust(label)} |{bar.ljust(width)}| {took:.0f} ms")
+    end_label = f"{total * 1000:.0f} ms"
+    lines.append(f"{' ' * label}  0 ms{end_label.rjust(width - 4)}")
+    return "\n".join(lines)

@@ -1,0 +1,137 @@
+"""The command line: plan, run, demo; exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from toolweave.cli import main
+
+TOOLS = textwrap.dedent(
+    """
+    from toolweave import tool
+
+    @tool
+    async def search(q: str) -> dict:
+        return {"hits": [{"url": "https://x/" + q}]}
+
+    @tool
+    def fetch(url: str) -> str:
+        return "page at " + url
+
+    @tool
+    async def explode() -> None:
+        raise RuntimeError("kaboom")
+    """
+)
+
+
+@pytest.fixture
+def files(tmp_path: pathlib.Path) -> pathlib.Path:
+    (tmp_path / "mytools.py").write_text(TOOLS)
+    good = [
+        {"id": "s", "name": "search", "arguments": {"q": "cats"}},
+        {"id": "f", "name": "fetch", "arguments": '{"url": "${s.hits[0].url}"}'},
+    ]
+    (tmp_path / "good.json").write_text(json.dumps(good))
+    bad = [*good, {"id": "x", "name": "explode", "arguments": {}}]
+    (tmp_path / "bad.json").write_text(json.dumps({"calls": bad}))
+    (tmp_path / "broken.json").write_text("[{")
+    return tmp_path
+
+
+def test_plan_prints_strategy_and_groups(
+    files: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["plan", str(files / "good.json")]) == 0
+    out = capsys.readouterr().out
+    assert "strategy: serial  (2 calls in 2 groups)" in out
+    assert "f [fetch]  waits for s  (url=${s.hits[0].url})" in out
+
+
+def test_plan_json_is_the_plan_dict(
+    files: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["plan", str(files / "good.json"), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["tool_ids"] == ["s", "f"]
+    assert data["execution_groups"][1]["tools"][0]["output_mapping"] == {"url": "${s.hits[0].url}"}
+
+
+def test_run_prints_a_results_table(
+    files: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", str(files / "good.json"), "--tools", str(files / "mytools.py")]) == 0
+    out = capsys.readouterr().out
+    assert "page at https://x/cats" in out
+    assert "2 ok, 0 error, 0 skipped" in out
+
+
+def test_run_json_and_exit_code_one_on_failed_calls(
+    files: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["run", str(files / "bad.json"), "--tools", str(files / "mytools.py"), "--json"])
+    assert code == 1
+    data = json.loads(capsys.readouterr().out)
+    assert [c["status"] for c in data["calls"]] == ["ok", "ok", "error"]
+    assert data["calls"][1]["output"] == "page at https://x/cats"
+    assert "RuntimeError: kaboom" in data["calls"][2]["error"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        pytest.param(["plan", "missing.json"], "no such file: missing.json", id="no-file"),
+        pytest.param(["plan", "{d}/broken.json"], "is not valid JSON", id="bad-json"),
+        pytest.param(
+            ["run", "{d}/good.json", "--tools", "no_such_module_xyz"],
+            "cannot import tools from no_such_module_xyz: ModuleNotFoundError",
+            id="bad-module",
+        ),
+        pytest.param(
+            ["run", "{d}/good.json", "--tools", "json"],
+            "no tools in json: decorate its functions with @toolweave.tool",
+            id="no-tools",
+        ),
+        pytest.param(
+            ["run", "{d}/good.json", "--tools", "{d}/mytools.py", "--max-concurrency", "0"],
+            "max_concurrency must be None or an int >= 1",
+            id="bad-option",
+        ),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(
+    files: pathlib.Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    assert main([a.replace("{d}", str(files)) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("toolweave: error: ")
+    assert message in err
+    assert err.count("\n") == 1
+    assert "Traceback" not in err
+
+
+def test_duplicate_ids_in_a_file_exit_2(
+    files: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (files / "dup.json").write_text(
+        json.dumps([{"id": "a", "name": "x"}, {"id": "a", "name": "y"}])
+    )
+    assert main(["plan", str(files / "dup.json")]) == 2
+    assert "calls 1 and 2 share the id 'a'" in capsys.readouterr().err
+
+
+def test_demo_runs_end_to_end_from_the_installed_console_script() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "toolweave.cli", "demo"], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    for name in ("parallel", "serial", "dag"):
+        assert f"=== {name} batch ===" in proc.stdout
+    assert "x speed-up (measured now, on this machine)" in proc.stdout
+    assert proc.stderr == ""
