@@ -107,11 +107,22 @@ class CircularDependencyError(CallError):
 
     error_type: ErrorType = "circular_dependency"
 
-    def __init__(self, cycle: list[str], *, call_id: str, tool_name: str) -> None:
+    def __init__(
+        self, cycle: list[str], *, call_id: str, tool_name: str, group_size: int | None = None
+    ) -> None:
         self.cycle = cycle
-        """The call ids around the cycle, starting and ending with this call."""
+        """Call ids around a cycle, first and last the same: this call's own shortest cycle,
+        or, in a group of more than 64 calls, one example cycle of the group."""
+        self.group_size = group_size
+        """How many calls wait on each other in the group, when only an example is named."""
+        shown = " -> ".join(cycle if len(cycle) <= 12 else [*cycle[:10], "...", cycle[-1]])
+        where = (
+            f"{shown}"
+            if group_size is None
+            else f"this call is one of {group_size} calls that wait on each other, e.g. {shown}"
+        )
         super().__init__(
-            f"circular dependency: {' -> '.join(cycle)}. Each call waits for the next one; "
+            f"circular dependency: {where}. Each call waits for the next one; "
             "remove one of these references or depends_on entries.",
             call_id=call_id,
             tool_name=tool_name,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cached_property
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -52,10 +53,9 @@ class ToolCall(BaseModel):
         super().__init__(**data)
 
 
-class PlannedCall(BaseModel):
-    """What the planner found out about one call, before anything ran."""
-
-    model_config = ConfigDict(frozen=True)
+class PlannedCall(NamedTuple):
+    """What the planner found out about one call, before anything ran (an immutable record;
+    a named tuple, so a plan of 10,000 calls stays cheap to build)."""
 
     call_id: str
     tool_name: str
@@ -64,7 +64,7 @@ class PlannedCall(BaseModel):
     group_index: int | None
     """Its level: 0 without dependencies, else 1 + the highest level among them; None on or
     behind a cycle."""
-    output_mapping: dict[str, str]
+    output_mapping: Mapping[str, str]
     """Argument path (``url``, ``filters.owner``, ``items[0]``) -> the reference text there."""
     error: str | None = None
     """Why the call will fail without running, if the planner already knows."""

@@ -13,7 +13,8 @@ import json
 import logging
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -28,12 +29,15 @@ from ._errors import (
 )
 from ._log import log_event
 from ._models import ExecutionPlan, PlannedCall, ToolCall
-from ._references import ReferenceSyntaxError, compile_arguments
+from ._references import Found, ReferenceSyntaxError, compile_arguments
 from ._tools import Tool
 
 __all__ = ["Prepared", "coerce_batch", "plan_batch"]
 
 logger = logging.getLogger("toolweave")
+
+_NOTHING: Mapping[Any, Any] = MappingProxyType({})  # shared by the many calls without references
+_NAME_EACH = 64  # components up to this size get a shortest cycle named for every member
 
 
 @dataclass(slots=True)
@@ -45,13 +49,13 @@ class Prepared:
     call: ToolCall
     tool: Tool | None
     arguments: dict[str, Any]
-    targets: dict[str, int] = field(default_factory=dict)
+    targets: Mapping[str, int]
     """Reference target as written -> batch index of the call it names."""
-    deps: list[int] = field(default_factory=list)
-    has_references: bool = False
-    output_mapping: dict[str, str] = field(default_factory=dict)
-    error: CallError | None = None
-    level: int | None = None
+    deps: list[int]
+    has_references: bool
+    output_mapping: Mapping[str, str]
+    error: CallError | None
+    level: int | None
 
 
 def coerce_batch(calls: Any) -> list[ToolCall]:
@@ -133,19 +137,24 @@ def plan_batch(
         calls=len(calls),
     )
 
+    ids = [c.id for c in calls]
     planned = [
-        PlannedCall(
-            call_id=p.call.id,
-            tool_name=p.call.name,
-            depends_on=[calls[d].id for d in p.deps],
-            group_index=p.level,
-            output_mapping=p.output_mapping,
-            error=str(p.error) if p.error else None,
-            error_type=p.error.error_type if p.error else None,
+        # Positional: (call_id, tool_name, depends_on, group_index, output_mapping, ...).
+        PlannedCall(ids[p.index], p.call.name, [ids[d] for d in p.deps], p.level, p.output_mapping)
+        if p.error is None
+        else PlannedCall(
+            ids[p.index],
+            p.call.name,
+            [ids[d] for d in p.deps],
+            p.level,
+            p.output_mapping,
+            str(p.error),
+            p.error.error_type,
         )
         for p in prepared
     ]
-    plan = ExecutionPlan(
+    # Built from trusted parts: validating 10,000 entries again would double planning time.
+    plan = ExecutionPlan.model_construct(
         strategy=kind,
         groups=groups,
         dependencies={pc.call_id: pc.depends_on for pc in planned},
@@ -162,48 +171,60 @@ def _prepare(
     serial: bool,
 ) -> Prepared:
     tool = tools.get(call.name) if tools is not None else None
-    p = Prepared(index=index, call=call, tool=tool, arguments={})
+    p = Prepared(index, call, tool, {}, _NOTHING, [], False, _NOTHING, None, None)
     try:
-        p.arguments = _parse_arguments(call)
+        arguments = _parse_arguments(call)
         if tools is not None and tool is None:
             raise UnknownToolError(
                 _unknown_tool(call.name, tools), call_id=call.id, tool_name=call.name
             )
         try:
-            p.arguments, found = compile_arguments(p.arguments)
+            p.arguments, found = compile_arguments(arguments)
         except ReferenceSyntaxError as exc:
             detail = f"argument '{exc.location}' has a malformed reference: {exc}"
             raise _ref_error(call, detail) from None
-        deps: dict[int, None] = {}
-        problem: str | None = None
-        for f in found:
-            p.output_mapping[f.location] = f.text
-            for ref in f.references:
-                target = _target_index(ref.target, index_of, len(index_of))
-                trouble = _edge_problem(call, index, target, serial, index_of)
-                if trouble is None and target is not None:
-                    p.targets[ref.target] = target
-                    deps[target] = None
-                elif problem is None:
-                    problem = f"argument '{f.location}' refers to {ref.text!r}, " + (
-                        trouble or _no_such_call(ref.target, len(index_of))
-                    )
-        p.has_references = bool(found)
-        for written in call.depends_on:
-            target = _target_index(written, index_of, len(index_of))
-            trouble = _edge_problem(call, index, target, serial, index_of)
-            if trouble is None and target is not None:
-                deps[target] = None
-            elif problem is None:
-                problem = f"depends_on names '{written}', " + (
-                    trouble or _no_such_call(written, len(index_of))
-                )
-        p.deps = list(deps)
+        if not found and not call.depends_on:
+            return p
+        problem = _collect_edges(p, found, index_of, serial)
         if problem is not None:
             raise _ref_error(call, problem)
     except CallError as exc:
         p.error = exc
     return p
+
+
+def _collect_edges(
+    p: Prepared, found: list[Found], index_of: Mapping[str, int], serial: bool
+) -> str | None:
+    """Fill in the call's edges from its references and depends_on; return the first problem."""
+    n = len(index_of)
+    deps: dict[int, None] = {}
+    problem: str | None = None
+    if found:
+        p.has_references = True
+        p.output_mapping = mapping = {}
+        p.targets = targets = {}
+        for f in found:
+            mapping[f.location] = f.text
+            for ref in f.references:
+                target = _target_index(ref.target, index_of, n)
+                trouble = _edge_problem(p.index, target, serial)
+                if trouble is None and target is not None:
+                    targets[ref.target] = target
+                    deps[target] = None
+                elif problem is None:
+                    problem = f"argument '{f.location}' refers to {ref.text!r}, " + (
+                        trouble or _no_such_call(ref.target, n)
+                    )
+    for written in p.call.depends_on:
+        target = _target_index(written, index_of, n)
+        trouble = _edge_problem(p.index, target, serial)
+        if trouble is None and target is not None:
+            deps[target] = None
+        elif problem is None:
+            problem = f"depends_on names '{written}', " + (trouble or _no_such_call(written, n))
+    p.deps = list(deps)
+    return problem
 
 
 def _parse_arguments(call: ToolCall) -> dict[str, Any]:
@@ -239,9 +260,7 @@ def _target_index(written: str, index_of: Mapping[str, int], n: int) -> int | No
     return None
 
 
-def _edge_problem(
-    call: ToolCall, index: int, target: int | None, serial: bool, index_of: Mapping[str, int]
-) -> str | None:
+def _edge_problem(index: int, target: int | None, serial: bool) -> str | None:
     if target is None:
         return None  # the caller words an unknown target
     if target == index:
@@ -298,19 +317,27 @@ def _flag_cycles(prepared: list[Prepared], succ: list[list[int]], stuck: list[in
         if len(component) == 1:
             continue  # self-references are rejected earlier, so a single call is not a cycle
         members = set(component)
+        ordered = sorted(component)
+        if len(component) > _NAME_EACH:
+            # One breadth-first search per member would be quadratic: name one example.
+            example = [prepared[n].call.id for n in _shortest_cycle(ordered[0], prepared, members)]
+            for i in ordered:
+                _set_cycle_error(prepared[i], example, len(component))
+            continue
         named: dict[int, list[int]] = {}
-        for start in sorted(component):
+        for start in ordered:
             if start not in named:
                 cycle = _shortest_cycle(start, prepared, members)
                 for k, node in enumerate(cycle[:-1]):
                     named.setdefault(node, cycle[k:-1] + cycle[:k] + [node])
-            p = prepared[start]
-            if p.error is None:
-                p.error = CircularDependencyError(
-                    [prepared[n].call.id for n in named[start]],
-                    call_id=p.call.id,
-                    tool_name=p.call.name,
-                )
+            _set_cycle_error(prepared[start], [prepared[n].call.id for n in named[start]], None)
+
+
+def _set_cycle_error(p: Prepared, cycle: list[str], group_size: int | None) -> None:
+    if p.error is None:  # an error found earlier (bad JSON, unknown tool) comes first
+        p.error = CircularDependencyError(
+            cycle, call_id=p.call.id, tool_name=p.call.name, group_size=group_size
+        )
 
 
 def _strongly_connected(

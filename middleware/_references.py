@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from jsonpath_ng.ext.parser import parse as parse_jsonpath
 from pydantic import BaseModel
@@ -37,6 +37,10 @@ __all__ = [
 ]
 
 _OUTPUT_PREVIEW = 300
+_SCALARS = frozenset({int, float, bool, type(None)})
+# "${target}" or "${target.path}" with nothing the full scanner would treat differently:
+# no quotes, parentheses, braces, spaces or nested brackets.
+_SIMPLE = re.compile(r"\$\{([^.\[\]{}'\"()\s$]+)((?:\.[^.\[\]{}'\"()\s]+|\[[^\[\]{}'\"()\s]*\])*)\}")
 _MULTI_NODES = frozenset({"Wildcard", "Slice", "Descendants", "Filter", "_Union", "Union"})
 _MULTI_NODES |= {"Intersect", "Where", "WhereNot", "SortedThis"}
 
@@ -53,8 +57,7 @@ class PathError(LookupError):
     """A path that does not parse, or that matches nothing in the target's output."""
 
 
-@dataclass(frozen=True, slots=True)
-class Reference:
+class Reference(NamedTuple):
     """One reference: the target as written and a normalised JSONPath (``$`` = everything)."""
 
     target: str
@@ -63,15 +66,13 @@ class Reference:
     """The reference in string form, for messages and ``output_mapping``."""
 
 
-@dataclass(frozen=True, slots=True)
-class Template:
+class Template(NamedTuple):
     """A string with references inside longer text, interpolated at resolution."""
 
     parts: tuple[str | Reference, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Found:
+class Found(NamedTuple):
     """A reference, or a template holding some, and the argument path where it stands."""
 
     location: str
@@ -86,7 +87,7 @@ def compile_arguments(arguments: dict[str, Any]) -> tuple[dict[str, Any], list[F
     ``$${`` escape, which keeps calls without references free of copying.
     """
     found: list[Found] = []
-    compiled = _compile(arguments, "", found)
+    compiled = _compile(arguments, [], found)
     return compiled, found
 
 
@@ -168,29 +169,54 @@ def _to_json(value: Any) -> str:
         return repr(value)
 
 
-def _child(location: str, key: str | int) -> str:
-    if isinstance(key, int):
-        return f"{location}[{key}]"
-    return f"{location}.{key}" if location else key
+def _location(path: list[str | int]) -> str:
+    text = ""
+    for key in path:
+        text += f"[{key}]" if isinstance(key, int) else (f"{text and '.'}{key}")
+    return text
 
 
-def _compile(value: Any, location: str, found: list[Found]) -> Any:
+def _compile(value: Any, path: list[str | int], found: list[Found]) -> Any:
+    # ``path`` is a stack of keys, pushed and popped, so walking allocates nothing; containers
+    # are copied only when something inside them changed.
+    kind = type(value)
+    if kind is str:
+        return _compile_string(value, path, found) if "${" in value else value
+    if kind in _SCALARS:
+        return value
     if isinstance(value, str):
-        return _compile_string(value, location, found) if "${" in value else value
+        return _compile_string(value, path, found) if "${" in value else value
     if isinstance(value, dict):
         if "$ref" in value and value.keys() <= {"$ref", "path"}:
-            ref = _object_reference(value, location)
-            found.append(Found(location, ref.text, (ref,)))
+            ref = _object_reference(value, path)
+            found.append(Found(_location(path), ref.text, (ref,)))
             return ref
-        out_d = {k: _compile(v, _child(location, k), found) for k, v in value.items()}
-        return value if all(out_d[k] is v for k, v in value.items()) else out_d
+        out_d: dict[str, Any] | None = None
+        for key, item in value.items():
+            path.append(key)
+            new = _compile(item, path, found)
+            path.pop()
+            if new is not item:
+                if out_d is None:
+                    out_d = dict(value)
+                out_d[key] = new
+        return value if out_d is None else out_d
     if isinstance(value, list):
-        out_l = [_compile(v, _child(location, i), found) for i, v in enumerate(value)]
-        return value if all(a is b for a, b in zip(out_l, value, strict=True)) else out_l
+        out_l: list[Any] | None = None
+        for k, item in enumerate(value):
+            path.append(k)
+            new = _compile(item, path, found)
+            path.pop()
+            if new is not item:
+                if out_l is None:
+                    out_l = list(value)
+                out_l[k] = new
+        return value if out_l is None else out_l
     return value
 
 
-def _object_reference(value: dict[str, Any], location: str) -> Reference:
+def _object_reference(value: dict[str, Any], path: list[str | int]) -> Reference:
+    location = _location(path)
     target = value["$ref"]
     if isinstance(target, bool) or not isinstance(target, int | str) or target == "":
         raise ReferenceSyntaxError(
@@ -204,8 +230,8 @@ def _object_reference(value: dict[str, Any], location: str) -> Reference:
             f'"path" must be a JSONPath string such as "$.items[0].id", got {raw_path!r}',
             location,
         )
-    path = _normalise_path(raw_path.strip())
-    return Reference(str(target), path, "${" + str(target) + path[1:] + "}")
+    json_path = _normalise_path(raw_path.strip())
+    return Reference(str(target), json_path, "${" + str(target) + json_path[1:] + "}")
 
 
 def _normalise_path(path: str) -> str:
@@ -216,7 +242,12 @@ def _normalise_path(path: str) -> str:
     return "$" + path if path.startswith("[") else "$." + path
 
 
-def _compile_string(text: str, location: str, found: list[Found]) -> Any:
+def _compile_string(text: str, path: list[str | int], found: list[Found]) -> Any:
+    simple = _SIMPLE.fullmatch(text)
+    if simple is not None:  # the common case: the whole string is one plain reference
+        ref = Reference(simple[1], "$" + simple[2] if simple[2] else "$", text)
+        found.append(Found(_location(path), text, (ref,)))
+        return ref
     parts: list[str | Reference] = []
     literal: list[str] = []
     refs: list[Reference] = []
@@ -236,9 +267,9 @@ def _compile_string(text: str, location: str, found: list[Found]) -> Any:
                 raise ReferenceSyntaxError(
                     f"unterminated reference in {text!r}: '${{' has no closing '}}' "
                     "(write $${ for a literal '${')",
-                    location,
+                    _location(path),
                 )
-            ref = _string_reference(text[j : end + 1], location)
+            ref = _string_reference(text[j : end + 1], path)
             if any(literal):
                 parts.append("".join(literal))
             literal = []
@@ -252,7 +283,7 @@ def _compile_string(text: str, location: str, found: list[Found]) -> Any:
         parts.append("".join(literal))
     if not refs:
         return "".join(p for p in parts if isinstance(p, str))
-    found.append(Found(location, text, tuple(refs)))
+    found.append(Found(_location(path), text, tuple(refs)))
     if len(parts) == 1:
         return parts[0]
     return Template(tuple(parts))
@@ -277,13 +308,13 @@ def _closing_brace(text: str, start: int) -> int:
     return -1
 
 
-def _string_reference(written: str, location: str) -> Reference:
+def _string_reference(written: str, path: list[str | int]) -> Reference:
     body = written[2:-1].strip()
     if not body:
         raise ReferenceSyntaxError(
             "empty reference '${}': write ${CALL} or ${CALL.path}, where CALL is a call id "
             "or a 1-based position",
-            location,
+            _location(path),
         )
     cut = len(body)
     for sep in ".[":
@@ -294,6 +325,6 @@ def _string_reference(written: str, location: str) -> Reference:
     if not target:
         raise ReferenceSyntaxError(
             f"reference {written!r} names no call before its path: write ${{CALL{body}}}",
-            location,
+            _location(path),
         )
     return Reference(target, "$" + body[cut:] if cut < len(body) else "$", written)
