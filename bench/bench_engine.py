@@ -255,9 +255,11 @@ def planning_rows(repeats: int) -> list[list[str]]:
 
 def table(title: str, header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(h), *(len(r[k]) for r in rows)) for k, h in enumerate(header)]
-    line = lambda cells: "  ".join(
-        c.rjust(w) if k else c.ljust(w) for k, (c, w) in enumerate(zip(cells, widths))
-    )
+
+    def line(cells: list[str]) -> str:
+        pairs = enumerate(zip(cells, widths, strict=True))
+        return "  ".join(c.rjust(w) if k else c.ljust(w) for k, (c, w) in pairs)
+
     out = [title, line(header), "  ".join("-" * w for w in widths)]
     return "\n".join(out + [line(r) for r in rows])
 
@@ -274,7 +276,7 @@ async def main() -> None:
     print(
         table(
             "Makespan / critical path (1.000 is ideal; 30-call random graphs, 10-200 ms latencies)",
-            ["graph", "critical ms", "toolweave", "level-by-level", "one-by-one"],
+            ["graph", "critical ms", "toolweave", "plain asyncio", "level-by-level", "one-by-one"],
             await makespan_rows(seeds),
         )
     )

@@ -40,7 +40,10 @@ _OUTPUT_PREVIEW = 300
 _SCALARS = frozenset({int, float, bool, type(None)})
 # "${target}" or "${target.path}" with nothing the full scanner would treat differently:
 # no quotes, parentheses, braces, spaces or nested brackets.
-_SIMPLE = re.compile(r"\$\{([^.\[\]{}'\"()\s$]+)((?:\.[^.\[\]{}'\"()\s]+|\[[^\[\]{}'\"()\s]*\])*)\}")
+_SIMPLE = re.compile(
+    r"\$\{([^.\[\]{}'\"()\s$]+)"  # target
+    r"((?:\.[^.\[\]{}'\"()\s]+|\[[^\[\]{}'\"()\s]*\])*)\}"  # .field and [index] steps
+)
 _MULTI_NODES = frozenset({"Wildcard", "Slice", "Descendants", "Filter", "_Union", "Union"})
 _MULTI_NODES |= {"Intersect", "Where", "WhereNot", "SortedThis"}
 
