@@ -111,6 +111,12 @@ class BatchRun:
             raise InvalidArgumentsError(
                 describe_validation_error(exc, p.tool), call_id=p.call.id, tool_name=p.call.name
             ) from None
+        except Exception as exc:  # a validator of the schema's own types raised something else
+            raise InvalidArgumentsError(
+                f"invalid arguments: {type(exc).__name__}: {exc}. Fix them and call again.",
+                call_id=p.call.id,
+                tool_name=p.call.name,
+            ) from exc
 
     def _value_of(self, p: Prepared, ref: Reference) -> Any:
         target = p.targets[ref.target]
@@ -160,8 +166,18 @@ class BatchRun:
                     retry=retry_if_exception_type((*tool.retry_on, _AttemptTimeout)),
                     reraise=True,
                 )(attempt)
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # the run itself is being cancelled
+            # The tool cancelled itself; TaskGroup would drop such a task without a trace.
+            error: CallError = ToolExecutionError(
+                exc, attempts, call_id=p.call.id, tool_name=p.call.name
+            )
+            error.__cause__ = exc
+            self._fail(p, error, arguments, started=started, attempts=attempts)
         except _AttemptTimeout:
-            error: CallError = ToolTimeoutError(
+            error = ToolTimeoutError(
                 tool.timeout or 0.0, attempts, call_id=p.call.id, tool_name=p.call.name
             )
             self._fail(p, error, arguments, started=started, attempts=attempts)

@@ -90,6 +90,8 @@ class Orchestrator:
             )
             raise
         results = [r for r in run.results if r is not None]
+        if len(results) != len(batch):  # every call must settle; anything else is our bug
+            raise RuntimeError("toolweave: a call of the batch ended without a result")
         result = BatchResult(plan=plan, results=results, elapsed=run.now(), started_at=started_at)
         _log_outcome(result)
         return result

@@ -123,7 +123,12 @@ def extract(output: Any, reference: Reference) -> Any:
     if reference.path == "$":
         return output
     expression, multi = _compile_path(reference.path)
-    matches = [m.value for m in expression.find(_plain(output))]
+    try:
+        matches = [m.value for m in expression.find(_plain(output))]
+    except Exception as exc:  # a filter comparing values of different types, say
+        raise PathError(
+            f"evaluating {reference.path} failed: {type(exc).__name__}: {exc}"
+        ) from None
     if multi:
         return matches
     if not matches:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import sys
 import typing
 import warnings
 from collections.abc import Callable, Iterable, Mapping
@@ -70,13 +71,20 @@ class Tool:
         retries: int = 0,
         retry_wait: wait_base | None = None,
         retry_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+        namespace: Mapping[str, Any] | None = None,
     ) -> Tool:
         """Describe ``fn`` as a tool: its name, its docstring as description, and an argument
-        schema from its signature and type hints (``Annotated[int, Field(...)]`` works)."""
+        schema from its signature and type hints (``Annotated[int, Field(...)]`` works).
+
+        ``namespace`` resolves type hints written as strings (``from __future__ import
+        annotations``) that name local types; it defaults to the caller's local names.
+        """
         tool_name = name or getattr(fn, "__name__", None)
         if not tool_name or tool_name == "<lambda>":
             raise UsageError(f"cannot name the tool for {fn!r}: pass name=...")
-        schema, defaults, positional = _arguments_model(fn, tool_name)
+        if namespace is None:
+            namespace = sys._getframe(1).f_locals
+        schema, defaults, positional = _arguments_model(fn, tool_name, namespace)
         return cls(
             name=tool_name,
             description=description if description is not None else (inspect.getdoc(fn) or ""),
@@ -158,7 +166,7 @@ def tool(
     exponential backoff and jitter (``retry_wait``), on exceptions of ``retry_on`` and timeouts.
     """
 
-    def wrap(f: Callable[..., Any]) -> Tool:
+    def wrap(f: Callable[..., Any], depth: int = 1) -> Tool:
         return Tool.from_function(
             f,
             name=name,
@@ -167,9 +175,10 @@ def tool(
             retries=retries,
             retry_wait=retry_wait,
             retry_on=retry_on,
+            namespace=sys._getframe(depth).f_locals,  # where the decorator was applied
         )
 
-    return wrap(fn) if fn is not None else wrap
+    return wrap(fn, 2) if fn is not None else wrap
 
 
 def as_tool(obj: Any) -> Tool:
@@ -226,15 +235,15 @@ def _is_async(fn: Callable[..., Any]) -> bool:
 
 
 def _arguments_model(
-    fn: Callable[..., Any], tool_name: str
+    fn: Callable[..., Any], tool_name: str, namespace: Mapping[str, Any]
 ) -> tuple[type[BaseModel], frozenset[str], tuple[str, ...]]:
     try:
         signature = inspect.signature(fn)
     except (TypeError, ValueError) as exc:
         raise UsageError(f"tool '{tool_name}': cannot read the signature of {fn!r}") from exc
     try:
-        hints = typing.get_type_hints(fn, include_extras=True)
-    except Exception:  # unresolvable forward references: fall back to raw annotations
+        hints = typing.get_type_hints(fn, localns=dict(namespace), include_extras=True)
+    except Exception:  # a callable object, say: use the signature's annotations as they are
         hints = {}
     fields: dict[str, Any] = {}
     defaults: set[str] = set()
@@ -272,4 +281,13 @@ def _arguments_model(
             model = pydantic.create_model(f"{model_name}Arguments", __config__=config, **fields)
     except (pydantic.PydanticUserError, pydantic.PydanticSchemaGenerationError, TypeError) as exc:
         raise UsageError(f"tool '{tool_name}': cannot build an argument schema: {exc}") from exc
+    if not model.__pydantic_complete__:
+        unresolved = [
+            f"{n}: {a}" for n, a in ((n, fields[n][0]) for n in fields) if isinstance(a, str)
+        ]
+        raise UsageError(
+            f"tool '{tool_name}': cannot resolve the type hints {', '.join(unresolved)}; "
+            "define those types where the tool is defined or at module level, "
+            "or pass namespace= to Tool.from_function"
+        )
     return model, frozenset(defaults), tuple(positional)

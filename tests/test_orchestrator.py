@@ -476,3 +476,52 @@ def test_the_engine_logs_its_events(caplog: pytest.LogCaptureFixture) -> None:
 def test_a_decider_is_refused_until_deciders_are_supported() -> None:
     with pytest.raises(UsageError, match="deciders are not supported yet"):
         Orchestrator([echo], decider=object())
+
+
+def test_a_tool_that_cancels_itself_still_gets_a_result_and_its_dependents_settle() -> None:
+    @tool
+    async def quits() -> None:
+        raise asyncio.CancelledError
+
+    result = run(
+        Orchestrator([quits, echo]),
+        [ToolCall("q", "quits"), ToolCall("d", "echo", {"value": "${q}"}), ToolCall("e", "echo")],
+    )
+    assert statuses(result.results) == {"q": "error", "d": "skipped", "e": "ok"}
+    assert result.get("q").error == "call 'q' (quits): failed: CancelledError: (no message)"
+
+
+def test_a_schema_validator_raising_another_exception_is_invalid_arguments() -> None:
+    from typing import Annotated
+
+    from pydantic import BeforeValidator
+
+    def picky(value: Any) -> Any:
+        raise TypeError("cannot take that")
+
+    @tool
+    async def fussy(x: Annotated[int, BeforeValidator(picky)]) -> int:
+        return x
+
+    result = run(Orchestrator([fussy]), [ToolCall("f", "fussy", {"x": 1})])
+    assert result.get("f").error_type == "invalid_arguments"
+    assert "TypeError: cannot take that" in (result.get("f").error or "")
+
+
+def test_a_path_whose_evaluation_raises_is_a_reference_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from toolweave import _references
+
+    class Exploding:
+        def find(self, data: Any) -> Any:
+            raise TypeError("'>' not supported")
+
+    monkeypatch.setattr(_references, "_compile_path", lambda path: (Exploding(), False))
+    result = run(
+        Orchestrator([echo]),
+        [ToolCall("a", "echo", {"value": [1]}), ToolCall("b", "echo", {"value": "${a[0]}"})],
+    )
+    b = result.get("b")
+    assert b.error_type == "invalid_reference"
+    assert "evaluating $[0] failed: TypeError: '>' not supported" in (b.error or "")

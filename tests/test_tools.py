@@ -148,3 +148,30 @@ def test_plain_functions_and_mappings_are_accepted_as_tools() -> None:
 
     assert set(Orchestrator([add]).tools) == {"add"}
     assert set(Orchestrator({"add": add}).tools) == {"add"}
+
+
+def test_string_hints_naming_local_types_resolve_where_the_tool_is_defined() -> None:
+    class Point(BaseModel):
+        x: int
+
+    @tool
+    async def locate(p: Point) -> int:
+        return p.x
+
+    @tool(timeout=1)
+    async def locate2(p: Point) -> int:
+        return p.x
+
+    assert locate.validate_arguments({"p": {"x": 1}}) == {"p": Point(x=1)}
+    assert locate2.validate_arguments({"p": {"x": 2}}) == {"p": Point(x=2)}
+
+
+def test_unresolvable_hints_are_a_usage_error_at_definition() -> None:
+    def make() -> Tool:
+        async def lost(p: Nowhere) -> None:  # type: ignore[name-defined]  # noqa: F821
+            return None
+
+        return Tool.from_function(lost, namespace={})
+
+    with pytest.raises(UsageError, match=r"tool 'lost': cannot resolve the type hints p: Nowhere"):
+        make()
