@@ -8,7 +8,6 @@ cancelling the run cancels every call.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import functools
 import logging
@@ -81,13 +80,17 @@ class BatchRun:
                 assert p.error is not None
                 self._record_error(p, p.error)
             self._record_skipped(skipped)
+        if len(self.prepared) == 1:  # the commonest batch needs no task group
+            for i in self._scheduler.take_ready():
+                await self._run_call(self.prepared[i])
+            return
         async with asyncio.TaskGroup() as group:
             self._group = group
             self._launch()
 
     def _launch(self) -> None:
-        assert self._group is not None
         for i in self._scheduler.take_ready():
+            assert self._group is not None  # only a one-call batch runs without one
             self._group.create_task(self._run_call(self.prepared[i]))
 
     async def _run_call(self, p: Prepared) -> None:
@@ -140,21 +143,26 @@ class BatchRun:
         started: float | None = None
 
         async def attempt() -> Any:
+            if self._slot is None:
+                return await timed()
+            async with self._slot:  # the timeout starts once a slot is ours
+                return await timed()
+
+        async def timed() -> Any:
             nonlocal attempts, started
-            async with self._slot or contextlib.nullcontext():
-                attempts += 1
-                if started is None:
-                    started = self._mark_started(p)
-                if tool.timeout is None:
+            attempts += 1
+            if started is None:
+                started = self._mark_started(p)
+            if tool.timeout is None:
+                return await self._call(tool, arguments)
+            deadline = asyncio.timeout(tool.timeout)
+            try:
+                async with deadline:
                     return await self._call(tool, arguments)
-                deadline = asyncio.timeout(tool.timeout)
-                try:
-                    async with deadline:
-                        return await self._call(tool, arguments)
-                except TimeoutError:
-                    if deadline.expired():  # ours, not a TimeoutError the tool raised
-                        raise _AttemptTimeout from None
-                    raise
+            except TimeoutError:
+                if deadline.expired():  # ours, not a TimeoutError the tool raised
+                    raise _AttemptTimeout from None
+                raise
 
         try:
             if tool.retries == 0:
@@ -189,7 +197,7 @@ class BatchRun:
             self._succeed(p, output, arguments, started, attempts)
 
     async def _call(self, tool: Tool, arguments: dict[str, Any]) -> Any:
-        args, kwargs = tool.bind(dict(arguments))
+        args, kwargs = tool.bind(arguments)
         if tool.is_async:
             return await tool.fn(*args, **kwargs)
         # A thread cannot be interrupted: on timeout or cancellation it runs on, unobserved.

@@ -18,6 +18,11 @@ CallStatus = Literal["ok", "error", "skipped"]
 Strategy = Literal["parallel", "serial", "dag"]
 
 
+def _none_as_empty(value: Any) -> Any:
+    # Some models send "arguments": null for a tool that takes none.
+    return {} if value is None else value
+
+
 def _ids_as_text(value: Any) -> Any:
     # A model may write a 1-based position as a number: depends_on=[1].
     if isinstance(value, list | tuple):
@@ -40,7 +45,9 @@ class ToolCall(BaseModel):
 
     id: str = Field(min_length=1)
     name: str = Field(min_length=1)
-    arguments: dict[str, Any] | str = Field(default_factory=dict)
+    arguments: Annotated[dict[str, Any] | str, BeforeValidator(_none_as_empty)] = Field(
+        default_factory=dict
+    )
     depends_on: Annotated[list[str], BeforeValidator(_ids_as_text)] = Field(default_factory=list)
 
     def __init__(self, *args: Any, **data: Any) -> None:

@@ -37,7 +37,13 @@ __all__ = ["Prepared", "coerce_batch", "plan_batch"]
 logger = logging.getLogger("toolweave")
 
 _NOTHING: Mapping[Any, Any] = MappingProxyType({})  # shared by the many calls without references
-_NAME_EACH = 64  # components up to this size get a shortest cycle named for every member
+_NAME_EACH = 64
+_PLAN_FIELDS = {
+    "strategy",
+    "groups",
+    "dependencies",
+    "calls",
+}  # components up to this size get a shortest cycle named for every member
 
 
 @dataclass(slots=True)
@@ -155,6 +161,7 @@ def plan_batch(
     ]
     # Built from trusted parts: validating 10,000 entries again would double planning time.
     plan = ExecutionPlan.model_construct(
+        _PLAN_FIELDS,
         strategy=kind,
         groups=groups,
         dependencies={pc.call_id: pc.depends_on for pc in planned},

@@ -201,6 +201,9 @@ def _compile(value: Any, path: list[str | int], found: list[Found]) -> Any:
             return ref
         out_d: dict[str, Any] | None = None
         for key, item in value.items():
+            kind = type(item)  # inline: scalars and plain strings need no recursive call
+            if kind in _SCALARS or (kind is str and "${" not in item):
+                continue
             path.append(key)
             new = _compile(item, path, found)
             path.pop()
@@ -212,6 +215,9 @@ def _compile(value: Any, path: list[str | int], found: list[Found]) -> Any:
     if isinstance(value, list):
         out_l: list[Any] | None = None
         for k, item in enumerate(value):
+            kind = type(item)  # inline: scalars and plain strings need no recursive call
+            if kind in _SCALARS or (kind is str and "${" not in item):
+                continue
             path.append(k)
             new = _compile(item, path, found)
             path.pop()

@@ -125,10 +125,12 @@ class Tool:
         return values
 
     def bind(self, values: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        """Split validated values into positional-only and keyword arguments for ``fn``."""
+        """Split validated values into positional-only and keyword arguments for ``fn``;
+        ``values`` is left as it is."""
         if not self._positional:
             return (), values
-        return tuple(values.pop(p) for p in self._positional), values
+        keywords = {k: v for k, v in values.items() if k not in self._positional}
+        return tuple(values[p] for p in self._positional), keywords
 
 
 @overload

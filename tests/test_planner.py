@@ -315,3 +315,16 @@ def test_tool_call_accepts_fields_by_position_and_keyword() -> None:
     assert a == b
     with pytest.raises(TypeError, match="two values for 'name'"):
         ToolCall("a", "fetch", name="x")
+
+
+def test_null_or_empty_arguments_mean_no_arguments() -> None:
+    @tool
+    def ping() -> str:
+        """Ping."""
+        return "pong"
+
+    orchestrator = Orchestrator([ping])
+    result = orchestrator.run_sync(
+        [{"id": "a", "name": "ping", "arguments": None}, ToolCall("b", "ping", "  ")]
+    )
+    assert [r.output for r in result.results] == ["pong", "pong"]
