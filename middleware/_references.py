@@ -187,20 +187,15 @@ def _location(path: list[str | int]) -> str:
 def _compile(value: Any, path: list[str | int], found: list[Found]) -> Any:
     # ``path`` is a stack of keys, pushed and popped, so walking allocates nothing; containers
     # are copied only when something inside them changed.
-    kind = type(value)
-    if kind is str:
-        return _compile_string(value, path, found) if "${" in value else value
-    if kind in _SCALARS:
-        return value
     if isinstance(value, str):
         return _compile_string(value, path, found) if "${" in value else value
-    if isinstance(value, dict):
-        if "$ref" in value and value.keys() <= {"$ref", "path"}:
-            ref = _object_reference(value, path)
-            found.append(Found(_location(path), ref.text, (ref,)))
-            return ref
-        out_d: dict[str, Any] | None = None
-        for key, item in value.items():
+    if isinstance(value, dict) and "$ref" in value and value.keys() <= {"$ref", "path"}:
+        ref = _object_reference(value, path)
+        found.append(Found(_location(path), ref.text, (ref,)))
+        return ref
+    if isinstance(value, dict | list):
+        out: Any = None
+        for key, item in value.items() if isinstance(value, dict) else enumerate(value):
             kind = type(item)  # inline: scalars and plain strings need no recursive call
             if kind in _SCALARS or (kind is str and "${" not in item):
                 continue
@@ -208,24 +203,10 @@ def _compile(value: Any, path: list[str | int], found: list[Found]) -> Any:
             new = _compile(item, path, found)
             path.pop()
             if new is not item:
-                if out_d is None:
-                    out_d = dict(value)
-                out_d[key] = new
-        return value if out_d is None else out_d
-    if isinstance(value, list):
-        out_l: list[Any] | None = None
-        for k, item in enumerate(value):
-            kind = type(item)  # inline: scalars and plain strings need no recursive call
-            if kind in _SCALARS or (kind is str and "${" not in item):
-                continue
-            path.append(k)
-            new = _compile(item, path, found)
-            path.pop()
-            if new is not item:
-                if out_l is None:
-                    out_l = list(value)
-                out_l[k] = new
-        return value if out_l is None else out_l
+                if out is None:
+                    out = value.copy()
+                out[key] = new
+        return value if out is None else out
     return value
 
 
