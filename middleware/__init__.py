@@ -4,6 +4,7 @@ Plan a batch (which call needs which, cycles, strategy), run every call the mome
 dependencies have succeeded, and get one typed result per call in the model's order.
 """
 
+from ._decisions import Decider, RuleDecider
 from ._errors import (
     CallError,
     CircularDependencyError,
@@ -17,7 +18,18 @@ from ._errors import (
     UnknownToolError,
     UsageError,
 )
-from ._models import BatchResult, CallResult, CallStatus, ExecutionPlan, PlannedCall, ToolCall
+from ._models import (
+    BatchResult,
+    CallResult,
+    CallStatus,
+    Decision,
+    DecisionContext,
+    DecisionRecord,
+    ExecutionPlan,
+    FinishedCall,
+    PlannedCall,
+    ToolCall,
+)
 from ._orchestrator import Orchestrator
 from ._tools import Tool, tool
 
@@ -27,13 +39,19 @@ __all__ = [
     "CallResult",
     "CallStatus",
     "CircularDependencyError",
+    "Decider",
+    "Decision",
+    "DecisionContext",
+    "DecisionRecord",
     "ErrorType",
     "ExecutionPlan",
+    "FinishedCall",
     "InvalidArgumentsError",
     "InvalidBatchError",
     "InvalidReferenceError",
     "Orchestrator",
     "PlannedCall",
+    "RuleDecider",
     "Tool",
     "ToolCall",
     "ToolExecutionError",

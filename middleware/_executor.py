@@ -14,11 +14,12 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
+from ._decisions import DecideOn, DecisionGate, should_ask
 from ._errors import (
     CallError,
     ErrorType,
@@ -28,13 +29,24 @@ from ._errors import (
     ToolTimeoutError,
 )
 from ._log import log_event
-from ._models import CallResult, CallStatus, ExecutionPlan
+from ._models import (
+    CallResult,
+    CallStatus,
+    Decision,
+    DecisionContext,
+    DecisionRecord,
+    ExecutionPlan,
+    FinishedCall,
+    ToolCall,
+)
 from ._planner import Prepared
 from ._references import PathError, Reference, extract, preview, resolve_arguments
 from ._scheduler import Scheduler
 from ._tools import Tool, describe_validation_error
 
 __all__ = ["BatchRun"]
+
+Trigger = Literal["step", "failure"]
 
 
 class _AttemptTimeout(Exception):
@@ -52,6 +64,10 @@ class BatchRun:
         max_concurrency: int | None,
         serial: bool,
         executor: Callable[[], Executor],
+        gate: DecisionGate | None = None,
+        decide_on: DecideOn = "steps",
+        goal: str | None = None,
+        output_chars: int = 1000,
     ) -> None:
         self.plan = plan
         self.prepared = prepared
@@ -65,6 +81,14 @@ class BatchRun:
         self._order: dict[int, int] = {}
         self._t0 = 0.0
         self._group: asyncio.TaskGroup | None = None
+        self._gate = gate
+        self._decide_on = decide_on
+        self._goal = goal
+        self._output_chars = output_chars
+        self._deciding: set[asyncio.Task[None]] = set()
+        self.decisions: list[DecisionRecord] = []
+        self.stopped: str | None = None
+        """The decider's reason, when it stopped the batch."""
 
     def now(self) -> float:
         """Seconds since the batch started."""
@@ -73,34 +97,175 @@ class BatchRun:
     async def execute(self) -> None:
         """Run every call to a final result."""
         self._t0 = time.perf_counter()
-        doomed = [p for p in self.prepared if p.error is not None]
-        if doomed:
-            skipped = self._scheduler.failed(*(p.index for p in doomed))
-            for p in doomed:
-                assert p.error is not None
-                self._record_error(p, p.error)
-            self._record_skipped(skipped)
-        if len(self.prepared) == 1:  # the commonest batch needs no task group
+        if len(self.prepared) == 1 and self.prepared[0].error is None:
+            # The commonest batch: one call, nothing to wait for, no task group needed.
             for i in self._scheduler.take_ready():
                 await self._run_call(self.prepared[i])
             return
         async with asyncio.TaskGroup() as group:
             self._group = group
+            doomed = [p for p in self.prepared if p.error is not None]
+            if doomed:
+                skipped = self._scheduler.failed(*(p.index for p in doomed))
+                for p in doomed:
+                    assert p.error is not None
+                    self._record_error(p, p.error)
+                self._record_skipped(skipped)
+                self._ask_after_failure(skipped)
             self._launch()
 
     def _launch(self) -> None:
-        for i in self._scheduler.take_ready():
-            assert self._group is not None  # only a one-call batch runs without one
-            self._group.create_task(self._run_call(self.prepared[i]))
+        """Start what became ready; calls that wait on others go through the decider first."""
+        ready = self._scheduler.take_ready()
+        if not ready:
+            return
+        gated = [i for i in ready if self.prepared[i].deps] if self._gate else []
+        for i in ready:
+            if not gated or i not in gated:
+                self._start(i, None)
+        if gated:
+            self._ask_before(gated)
 
-    async def _run_call(self, p: Prepared) -> None:
-        try:
-            arguments = self._arguments(p)
-        except CallError as exc:
-            self._fail(p, exc, None, started=None, attempts=0)
-        else:
-            await self._invoke(p, arguments)
+    def _start(self, i: int, arguments: dict[str, Any] | None) -> None:
+        assert self._group is not None  # only a one-call batch runs without one
+        self._group.create_task(self._run_call(self.prepared[i], arguments))
+
+    async def _run_call(self, p: Prepared, arguments: dict[str, Any] | None = None) -> None:
+        if arguments is None:
+            try:
+                arguments = self._arguments(p)
+            except CallError as exc:
+                self._fail(p, exc, None, started=None, attempts=0)
+                self._launch()
+                return
+        await self._invoke(p, arguments)
         self._launch()
+
+    # ------------------------------------------------------------------ decisions
+
+    def _ask_before(self, gated: list[int]) -> None:
+        """Resolve the gated calls' arguments, then hold them while the decider decides."""
+        resolved: dict[int, dict[str, Any]] = {}
+        for i in gated:
+            p = self.prepared[i]
+            try:
+                resolved[i] = self._arguments(p)
+            except CallError as exc:  # nothing to decide about a call that cannot run
+                self._fail(p, exc, None, started=None, attempts=0)
+        if not resolved:
+            return
+        context = self._context(list(resolved), resolved, "step")
+        if not should_ask(self._decide_on, context):
+            for i, arguments in resolved.items():
+                self._start(i, arguments)
+            return
+        self._scheduler.hold(resolved)
+        self._spawn_decision(context, resolved)
+
+    def _ask_after_failure(self, skipped: list[int]) -> None:
+        if self._gate is None or not skipped or self.stopped is not None:
+            return
+        context = self._context(skipped, {}, "failure")
+        if should_ask(self._decide_on, context):
+            self._spawn_decision(context, {})
+
+    def _spawn_decision(self, context: DecisionContext, held: dict[int, dict[str, Any]]) -> None:
+        assert self._group is not None
+        task = self._group.create_task(self._decide(context, held))
+        self._deciding.add(task)
+        task.add_done_callback(self._deciding.discard)
+
+    async def _decide(self, context: DecisionContext, held: dict[int, dict[str, Any]]) -> None:
+        assert self._gate is not None
+        try:
+            record = await self._gate.ask(context, self.now())
+        except asyncio.CancelledError:
+            if self.stopped is None:
+                raise  # the run itself is being cancelled
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            record = DecisionRecord(
+                call_ids=context.waiting_ids,
+                decision=Decision(action="stop", reason=self.stopped),
+                fallback=True,
+                error="not needed: another decision stopped the batch",
+                error_type="cancelled",
+                elapsed=0.0,
+                started_at=self.now(),
+                trigger=context.trigger,
+            )
+        self.decisions.append(record)
+        log_event(
+            logging.DEBUG,
+            "orchestration.decision_made",
+            call_ids=",".join(record.call_ids),
+            action=record.decision.effective,
+            fallback=record.fallback,
+        )
+        self._apply(record, held)
+        self._launch()
+
+    def _apply(self, record: DecisionRecord, held: dict[int, dict[str, Any]]) -> None:
+        decision = record.decision
+        action = decision.effective
+        if action == "stop":
+            self._stop(decision.reason)
+            return
+        if action == "skip" and held:
+            index_of = {self.prepared[i].call.id: i for i in held}
+            chosen = [index_of[c] for c in decision.skip if c in index_of]
+            reason = f"skipped by decider: {decision.reason or 'no reason given'}"
+            for i in self._scheduler.skip(chosen):
+                self._record(
+                    self.prepared[i], "skipped", message=reason, error_type="skipped_by_decider"
+                )
+        for i in self._scheduler.resume(held):
+            self._start(i, held[i])
+
+    def _stop(self, reason: str) -> None:
+        if self.stopped is None:
+            self.stopped = reason or "no reason given"
+            current = asyncio.current_task()
+            for task in list(self._deciding):
+                if task is not current:
+                    task.cancel()
+        message = f"stopped by decider: {self.stopped}"
+        for i in self._scheduler.stop():
+            self._record(
+                self.prepared[i], "skipped", message=message, error_type="stopped_by_decider"
+            )
+
+    def _context(
+        self, indexes: list[int], resolved: dict[int, dict[str, Any]], trigger: Trigger
+    ) -> DecisionContext:
+        waiting = []
+        for i in indexes:
+            call = self.prepared[i].call
+            arguments = resolved.get(i)
+            waiting.append(
+                call
+                if arguments is None
+                else ToolCall(call.id, call.name, arguments, call.depends_on)
+            )
+        behind = self._scheduler.waiting_descendants(indexes)
+        return DecisionContext(
+            finished=[
+                FinishedCall(
+                    call_id=r.call_id,
+                    name=r.name,
+                    status=r.status,
+                    output=None if r.status != "ok" else preview(r.output, self._output_chars),
+                    error=r.error,
+                )
+                for r in self.results
+                if r is not None
+            ],
+            waiting=waiting,
+            pending=[self.prepared[i].call for i in behind],
+            goal=self._goal,
+            trigger=trigger,
+        )
 
     def _arguments(self, p: Prepared) -> dict[str, Any]:
         """Resolve references against finished outputs, then validate against the schema."""
@@ -241,6 +406,7 @@ class BatchRun:
         skipped = self._scheduler.failed(p.index)
         self._record_error(p, error, arguments, started=started, attempts=attempts)
         self._record_skipped(skipped)
+        self._ask_after_failure(skipped)
 
     def _record_error(
         self,

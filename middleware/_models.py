@@ -6,11 +6,22 @@ from collections.abc import Mapping
 from functools import cached_property
 from typing import Annotated, Any, Literal, NamedTuple
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr
 
 from ._errors import ErrorType
 
-__all__ = ["BatchResult", "CallResult", "CallStatus", "ExecutionPlan", "PlannedCall", "ToolCall"]
+__all__ = [
+    "BatchResult",
+    "CallResult",
+    "CallStatus",
+    "Decision",
+    "DecisionContext",
+    "DecisionRecord",
+    "ExecutionPlan",
+    "FinishedCall",
+    "PlannedCall",
+    "ToolCall",
+]
 
 CallStatus = Literal["ok", "error", "skipped"]
 """How a call ended: it ran and returned, it failed, or it never ran."""
@@ -188,6 +199,105 @@ class CallResult(BaseModel):
         return self.ended_at - self.started_at
 
 
+class Decision(BaseModel):
+    """A decider's answer for the calls it was asked about.
+
+    ``continue`` runs them; ``skip`` skips the calls named in ``skip`` (only among those
+    waiting) and their dependents; ``stop`` skips every call not yet started and lets running
+    ones finish. ``skip`` with an empty list acts as ``continue``; ``continue`` ignores ``skip``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    action: Literal["continue", "skip", "stop"]
+    skip: list[str] = Field(default_factory=list)
+    """Ids of waiting calls to skip (read only with ``action="skip"``)."""
+    reason: str = ""
+    """Why, in a sentence; shown to the model in the skipped calls' errors."""
+
+    @property
+    def effective(self) -> Literal["continue", "skip", "stop"]:
+        """The action as applied: ``skip`` with nothing to skip is ``continue``."""
+        return "continue" if self.action == "skip" and not self.skip else self.action
+
+
+class FinishedCall(BaseModel):
+    """A call that has ended, as a decider sees it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    call_id: str
+    name: str
+    status: CallStatus
+    output: str | None
+    """The output as text (JSON for structured values), cut to the configured length."""
+    error: str | None
+
+
+class DecisionContext(BaseModel):
+    """What a decider is told: what has finished, which calls wait on this decision, what
+    waits behind them, and the user's goal."""
+
+    model_config = ConfigDict(frozen=True)
+
+    finished: list[FinishedCall]
+    waiting: list[ToolCall]
+    """The calls this decision is about, with their references resolved."""
+    pending: list[ToolCall]
+    """Calls not started yet that wait behind them (arguments as the model wrote them)."""
+    goal: str | None = None
+    """The user's request, as given to ``Orchestrator.run(..., goal=...)``."""
+    trigger: Literal["step", "failure"] = "step"
+    """``step``: the waiting calls are about to start. ``failure``: a call failed and the
+    waiting calls (its dependents) will be skipped; the choice is whether to stop the batch."""
+
+    _usage: dict[str, int] | None = PrivateAttr(default=None)
+    _model: str | None = PrivateAttr(default=None)
+
+    @property
+    def waiting_ids(self) -> list[str]:
+        """Ids of the calls this decision is about."""
+        return [c.id for c in self.waiting]
+
+    def report_usage(
+        self, input_tokens: int, output_tokens: int, *, model: str | None = None
+    ) -> None:
+        """For model-backed deciders: record the tokens a model used for this decision."""
+        usage = self._usage or {"input_tokens": 0, "output_tokens": 0}
+        usage["input_tokens"] += input_tokens
+        usage["output_tokens"] += output_tokens
+        self._usage = usage
+        if model is not None:
+            self._model = model
+
+
+class DecisionRecord(BaseModel):
+    """One decision point of a batch, as it happened."""
+
+    model_config = ConfigDict(frozen=True)
+
+    call_ids: list[str]
+    """The calls the decision was about."""
+    decision: Decision
+    """The decision applied (the fallback when ``fallback`` is true)."""
+    fallback: bool
+    """True when the decider failed, timed out, answered nonsense or was not asked."""
+    error: str | None = None
+    """Why the decider's answer was not used."""
+    error_type: str | None = None
+    """A short class of the failure: the exception's name, ``timeout``, ``invalid_decision``
+    or ``circuit_open``."""
+    elapsed: float
+    """Seconds spent deciding."""
+    started_at: float
+    """Seconds since the batch started."""
+    usage: dict[str, int] | None = None
+    """``{"input_tokens", "output_tokens"}`` when a model answered, else None."""
+    model: str | None = None
+    """The model that was asked, for model-backed deciders."""
+    trigger: Literal["step", "failure"] = "step"
+
+
 class BatchResult(BaseModel):
     """The outcome of one batch: the plan, and one result per call in the model's order."""
 
@@ -199,6 +309,10 @@ class BatchResult(BaseModel):
     """Wall-clock seconds from the start of ``run()`` to the last outcome."""
     started_at: float
     """Unix time at which the batch started."""
+    decisions: list[DecisionRecord] = Field(default_factory=list)
+    """Every decision point of the batch, in the order decisions were applied."""
+    stopped: str | None = None
+    """The decider's reason when it stopped the batch, else None."""
 
     @property
     def ok(self) -> bool:
@@ -249,5 +363,7 @@ class BatchResult(BaseModel):
             "ok": self.ok,
             "started_at": self.started_at,
             "elapsed": self.elapsed,
+            "stopped": self.stopped,
+            "decisions": [d.model_dump(mode="json") for d in self.decisions],
             "calls": calls,
         }

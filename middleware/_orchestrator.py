@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any, Literal
 
+from ._decisions import DecideOn, Decider, DecisionGate, as_decider
 from ._errors import UsageError
 from ._executor import BatchRun
 from ._log import log_event
-from ._models import BatchResult, ExecutionPlan, ToolCall
+from ._models import BatchResult, DecisionContext, ExecutionPlan, ToolCall
 from ._planner import coerce_batch, plan_batch
 from ._tools import Tool, tool_table
 
@@ -37,7 +38,10 @@ class Orchestrator:
         *,
         max_concurrency: int | None = None,
         strategy: Literal["auto", "serial"] = "auto",
-        decider: Any = None,
+        decider: Decider | Callable[[DecisionContext], Any] | None = None,
+        decide_on: DecideOn = "steps",
+        decider_timeout: float | None = 60.0,
+        decision_output_chars: int = 1000,
     ) -> None:
         if strategy not in _STRATEGIES:
             raise UsageError(f"strategy must be 'auto' or 'serial', got {strategy!r}")
@@ -49,8 +53,17 @@ class Orchestrator:
             raise UsageError(
                 f"max_concurrency must be None or an int >= 1, got {max_concurrency!r}"
             )
-        if decider is not None:
-            raise UsageError("deciders are not supported yet: build the Orchestrator without one")
+        if decide_on not in ("steps", "failure") and not callable(decide_on):
+            raise UsageError(
+                f"decide_on must be 'steps', 'failure' or a predicate, got {decide_on!r}"
+            )
+        self.decider: Decider | None = as_decider(decider) if decider is not None else None
+        """Asked between steps (see ``decide_on``); None to never ask."""
+        self.decide_on: DecideOn = decide_on
+        self.decider_timeout = decider_timeout
+        """Seconds one decision may take before the fallback applies (None: no bound)."""
+        self.decision_output_chars = decision_output_chars
+        """How much of each finished call's output a decider sees."""
         self.tools: dict[str, Tool] = tool_table(tools)
         """Name -> tool."""
         self.max_concurrency = max_concurrency
@@ -62,8 +75,11 @@ class Orchestrator:
         that is not a list of calls or repeats an id; every other problem is in the plan."""
         return plan_batch(coerce_batch(calls), self.tools, self.strategy)[0]
 
-    async def run(self, calls: Iterable[ToolCall | Mapping[str, Any]]) -> BatchResult:
-        """Run ``calls`` and return one result per call, in the order given.
+    async def run(
+        self, calls: Iterable[ToolCall | Mapping[str, Any]], *, goal: str | None = None
+    ) -> BatchResult:
+        """Run ``calls`` and return one result per call, in the order given. ``goal`` (the
+        user's request) is shown to the decider.
 
         Raises only ``InvalidBatchError`` (before anything runs) and, when the caller cancels
         it, ``CancelledError`` after every running call was cancelled. A tool's exception,
@@ -78,6 +94,10 @@ class Orchestrator:
             max_concurrency=self.max_concurrency,
             serial=self.strategy == "serial",  # forced; a detected chain follows its edges
             executor=self._pool,
+            gate=DecisionGate(self.decider, timeout=self.decider_timeout) if self.decider else None,
+            decide_on=self.decide_on,
+            goal=goal,
+            output_chars=self.decision_output_chars,
         )
         try:
             await run.execute()
@@ -92,16 +112,25 @@ class Orchestrator:
         results = [r for r in run.results if r is not None]
         if len(results) != len(batch):  # every call must settle; anything else is our bug
             raise RuntimeError("toolweave: a call of the batch ended without a result")
-        result = BatchResult(plan=plan, results=results, elapsed=run.now(), started_at=started_at)
+        result = BatchResult(
+            plan=plan,
+            results=results,
+            elapsed=run.now(),
+            started_at=started_at,
+            decisions=run.decisions,
+            stopped=run.stopped,
+        )
         _log_outcome(result)
         return result
 
-    def run_sync(self, calls: Iterable[ToolCall | Mapping[str, Any]]) -> BatchResult:
+    def run_sync(
+        self, calls: Iterable[ToolCall | Mapping[str, Any]], *, goal: str | None = None
+    ) -> BatchResult:
         """``run()`` for code without an event loop. Inside a running loop, await ``run()``."""
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return asyncio.run(self.run(calls))
+            return asyncio.run(self.run(calls, goal=goal))
         raise UsageError(
             "run_sync() was called inside a running event loop; use 'await orchestrator.run(...)'"
         )

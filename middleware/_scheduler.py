@@ -13,7 +13,8 @@ from typing import Literal
 
 __all__ = ["Scheduler", "State"]
 
-State = Literal["waiting", "running", "succeeded", "failed", "skipped"]
+State = Literal["waiting", "deciding", "running", "succeeded", "failed", "skipped"]
+_NOT_STARTED = frozenset({"waiting", "deciding"})
 _FINAL = frozenset({"succeeded", "failed", "skipped"})
 
 
@@ -61,6 +62,21 @@ class Scheduler:
         self._running += len(ready)
         return ready
 
+    def hold(self, indexes: Iterable[int]) -> None:
+        """Calls handed out by ``take_ready()`` wait for a decision before they start."""
+        for i in indexes:
+            if self.state[i] != "running":
+                raise ValueError(f"call {i} cannot wait for a decision: it is {self.state[i]}")
+            self.state[i] = "deciding"
+
+    def resume(self, indexes: Iterable[int]) -> list[int]:
+        """A decision let these calls start; return those still held (a stop may have skipped
+        the others meanwhile)."""
+        resumed = [i for i in indexes if self.state[i] == "deciding"]
+        for i in resumed:
+            self.state[i] = "running"
+        return resumed
+
     def succeeded(self, i: int) -> None:
         """Call ``i`` returned: its dependents lose one thing to wait for."""
         self._finish(i, "succeeded")
@@ -85,7 +101,7 @@ class Scheduler:
         ``cause`` names the call to blame, else each skipped call is its own cause."""
         skipped: list[int] = []
         for i in indexes:
-            if self.state[i] == "waiting":
+            if self.state[i] in _NOT_STARTED:
                 self._finish(i, "skipped")
                 if cause is not None:
                     self.cause[i] = cause
@@ -94,14 +110,26 @@ class Scheduler:
         return skipped
 
     def stop(self) -> list[int]:
-        """Skip every call that has not started; running ones finish. Return those skipped."""
-        return self.skip([i for i, s in enumerate(self.state) if s == "waiting"])
+        """Skip every call that has not started (held ones included); running ones finish.
+        Return those skipped."""
+        return self.skip([i for i, s in enumerate(self.state) if s in _NOT_STARTED])
+
+    def waiting_descendants(self, indexes: Iterable[int]) -> list[int]:
+        """Calls not started yet that wait, directly or not, on any of ``indexes``."""
+        seen: set[int] = set()
+        stack = [s for i in indexes for s in self._succ[i]]
+        while stack:
+            i = stack.pop()
+            if i not in seen and self.state[i] in _NOT_STARTED:
+                seen.add(i)
+                stack.extend(self._succ[i])
+        return sorted(seen)
 
     def _finish(self, i: int, state: State) -> None:
         current = self.state[i]
         if current in _FINAL:
             raise ValueError(f"call {i} already ended as {current}")
-        if current == "running":
+        if current in ("running", "deciding"):
             self._running -= 1
         self.state[i] = state
         self._open -= 1
@@ -111,7 +139,7 @@ class Scheduler:
         stack = list(self._succ[root])
         while stack:
             i = stack.pop()
-            if self.state[i] == "waiting":
+            if self.state[i] in _NOT_STARTED:
                 self._finish(i, "skipped")
                 self.cause[i] = self.cause.get(cause, cause)
                 skipped.append(i)

@@ -473,11 +473,6 @@ def test_the_engine_logs_its_events(caplog: pytest.LogCaptureFixture) -> None:
     assert "orchestration.execution_completed" in caplog.text
 
 
-def test_a_decider_is_refused_until_deciders_are_supported() -> None:
-    with pytest.raises(UsageError, match="deciders are not supported yet"):
-        Orchestrator([echo], decider=object())
-
-
 def test_a_tool_that_cancels_itself_still_gets_a_result_and_its_dependents_settle() -> None:
     @tool
     async def quits() -> None:

@@ -120,3 +120,41 @@ def test_serial_mode_waits_for_the_running_call() -> None:
     assert s.take_ready() == []
     s.succeeded(0)
     assert s.take_ready() == [1]
+
+
+def test_held_calls_wait_for_a_decision_and_can_be_skipped_or_resumed() -> None:
+    s = Scheduler([[], [0], [0], [2]])
+    assert s.take_ready() == [0]
+    s.succeeded(0)
+    assert s.take_ready() == [1, 2]
+    s.hold([1, 2])
+    assert s.state[1:3] == ["deciding", "deciding"]
+    assert s.skip([2]) == [2, 3]
+    assert s.resume([1, 2]) == [1]
+    s.succeeded(1)
+    assert s.finished
+
+
+def test_stop_reaches_calls_held_for_another_decision() -> None:
+    s = Scheduler([[], [0], [0]])
+    s.take_ready()
+    s.succeeded(0)
+    s.hold(s.take_ready())
+    assert s.stop() == [1, 2]
+    assert s.resume([1, 2]) == []
+    assert s.finished
+
+
+def test_only_handed_out_calls_can_be_held() -> None:
+    s = Scheduler([[], [0]])
+    with pytest.raises(ValueError, match="call 1 cannot wait for a decision: it is waiting"):
+        s.hold([1])
+
+
+def test_in_serial_mode_a_held_call_still_occupies_the_turn() -> None:
+    s = Scheduler([[], []], serial=True)
+    s.hold(s.take_ready())
+    assert s.take_ready() == []
+    s.resume([0])
+    s.succeeded(0)
+    assert s.take_ready() == [1]
