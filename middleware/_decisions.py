@@ -126,8 +126,9 @@ class DecisionGate:
         if self.breaker is not None and self.failures >= self.breaker:
             message = f"not asked: the decider failed {self.failures} times in a row in this batch"
             return self._record(context, start, started_at, None, "circuit_open", message)
+        deadline = asyncio.timeout(self.timeout)
         try:
-            async with asyncio.timeout(self.timeout):
+            async with deadline:
                 answer: Any = await self.decider.decide(context)
             decision = answer if isinstance(answer, Decision) else Decision.model_validate(answer)
             unknown = (
@@ -138,7 +139,10 @@ class DecisionGate:
                     f"skip names {', '.join(map(repr, unknown))}, not among the waiting calls "
                     f"({', '.join(ids)})"
                 )
-        except TimeoutError:
+        except TimeoutError as exc:
+            if not deadline.expired():  # the decider's own TimeoutError: a failure like any other
+                message = f"TimeoutError: {exc}"
+                return self._failed(context, start, started_at, "TimeoutError", message)
             message = f"the decider did not answer within {self.timeout:g} s"
             return self._failed(context, start, started_at, "timeout", message)
         except ValidationError as exc:

@@ -3,6 +3,10 @@
     ToolweaveError
     ├── UsageError                 the developer's code misuses the API (raised where it is built)
     ├── InvalidBatchError          the batch as a whole cannot be run (raised before anything runs)
+    ├── DeciderError               a decider could not decide; the engine catches it and falls back
+    │   ├── InvalidDecisionError   the answer is not a valid decision (bad JSON, shape, cut off)
+    │   ├── DecisionRefusedError   the model refused to answer
+    │   └── DeciderUnavailableError  no answer within the time bounds (timeouts, rate limits)
     └── CallError                  one call failed; never raised out of ``run()``, carried on its
         │                          ``CallResult`` (``exception``) with ``call_id`` and ``tool_name``
         ├── InvalidArgumentsError  arguments are not a JSON object or fail the tool's schema
@@ -24,9 +28,13 @@ from typing import Literal
 __all__ = [
     "CallError",
     "CircularDependencyError",
+    "DeciderError",
+    "DeciderUnavailableError",
+    "DecisionRefusedError",
     "ErrorType",
     "InvalidArgumentsError",
     "InvalidBatchError",
+    "InvalidDecisionError",
     "InvalidReferenceError",
     "ToolExecutionError",
     "ToolTimeoutError",
@@ -67,6 +75,24 @@ class InvalidBatchError(ToolweaveError):
         super().__init__(message)
         self.position = position
         """0-based position of the offending item in the batch, where one item is to blame."""
+
+
+class DeciderError(ToolweaveError):
+    """A decider could not reach a decision. Raised inside ``decide()``; the engine catches it,
+    applies the fallback decision and records the message on the ``DecisionRecord``."""
+
+
+class InvalidDecisionError(DeciderError):
+    """The decider's answer is not a valid ``Decision``: not JSON, the wrong shape, or cut off."""
+
+
+class DecisionRefusedError(DeciderError):
+    """The model refused to answer (its ``refusal`` text is the message)."""
+
+
+class DeciderUnavailableError(DeciderError):
+    """No answer within the decider's bounds: attempts timed out, or the server asked to wait
+    longer than ``max_wait`` leaves."""
 
 
 class CallError(ToolweaveError):
