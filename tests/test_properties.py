@@ -133,3 +133,63 @@ def test_every_call_on_a_cycle_is_flagged_and_the_rest_is_planned(
         assert (planned.error_type == "circular_dependency") == on_cycle
         behind = any(reaches(i, j) and reaches(j, j) for j in range(n))
         assert (planned.group_index is None) == (on_cycle or behind)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=batches(), choices=st.lists(st.integers(0, 9), min_size=40, max_size=40))
+def test_random_graphs_with_a_random_decider(case: dict[str, Any], choices: list[int]) -> None:
+    from toolweave import Decision, DecisionContext
+
+    deps, fail, spins, order = case["deps"], case["fail"], case["spins"], case["order"]
+    log: list[tuple[str, int]] = []
+    script = iter(choices)
+
+    @tool
+    async def step(node: int, inputs: list[Any]) -> int:
+        log.append(("start", node))
+        for _ in range(spins[node]):
+            await asyncio.sleep(0)
+        log.append(("end", node))
+        if node in fail:
+            raise RuntimeError(f"node {node} fails")
+        return node
+
+    async def decide(ctx: DecisionContext) -> Decision:
+        pick = next(script, 0)
+        for _ in range(pick % 3):
+            await asyncio.sleep(0)
+        ids = ctx.waiting_ids
+        if pick == 9:
+            return Decision(action="stop", reason="random stop")
+        if pick >= 6:
+            return Decision(action="skip", skip=ids[: 1 + pick % len(ids)], reason="random skip")
+        return Decision(action="continue", reason="go")
+
+    calls = []
+    for node in order:
+        refs = [f"${{n{d}}}" for d in deps[node]] if case["as_ref"][node] else []
+        after = [] if case["as_ref"][node] else [f"n{d}" for d in deps[node]]
+        calls.append(ToolCall(f"n{node}", "step", {"node": node, "inputs": refs}, after))
+    orchestrator = Orchestrator([step], max_concurrency=case["limit"], decider=decide)
+    result = asyncio.run(orchestrator.run(calls))
+
+    assert [r.call_id for r in result.results] == [f"n{node}" for node in order]
+    when = {event: k for k, event in enumerate(log)}
+    status = {int(r.call_id[1:]): r for r in result.results}
+    for node, ds in enumerate(deps):
+        r = status[node]
+        if ("start", node) in when:
+            assert all(status[d].status == "ok" for d in ds)
+            assert all(when[("end", d)] < when[("start", node)] for d in ds)
+        if r.status == "skipped":
+            assert r.error_type in ("dependency_failed", "skipped_by_decider", "stopped_by_decider")
+        if r.error_type == "stopped_by_decider":
+            assert result.stopped == "random stop"
+        if r.status == "ok":
+            assert ("start", node) in when
+    for record in result.decisions:
+        assert all(deps[int(c[1:])] for c in record.call_ids), "only dependent calls are asked"
+        # A decision still in flight when another one stops the batch is cancelled, and says so.
+        assert record.fallback is False or (
+            record.error_type == "cancelled" and result.stopped == "random stop"
+        )
