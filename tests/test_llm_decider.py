@@ -11,7 +11,7 @@ import asyncio
 import json
 from typing import Any
 
-import httpx2
+import openai._base_client as _openai_http
 import pytest
 from openai import AsyncOpenAI
 from tenacity import wait_none
@@ -27,6 +27,8 @@ from toolweave import (
 from toolweave._llm_decider import decision_schema, retry_after
 
 GUARD = 20.0
+# openai 3.x sends requests through httpx2, 2.x through httpx: mock whichever it uses.
+httpx2: Any = getattr(_openai_http, "httpx2", None) or _openai_http.httpx
 
 
 def completion(
