@@ -16,6 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any, Literal
 
+from opentelemetry.trace import use_span
 from pydantic import ValidationError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
@@ -43,6 +44,7 @@ from ._planner import Prepared
 from ._references import PathError, Reference, extract, preview, resolve_arguments
 from ._scheduler import Scheduler
 from ._tools import Tool, describe_validation_error
+from ._tracing import BatchTrace
 
 __all__ = ["BatchRun"]
 
@@ -65,6 +67,7 @@ class BatchRun:
         serial: bool,
         executor: Callable[[], Executor],
         gate: DecisionGate | None = None,
+        trace: BatchTrace | None = None,
         decide_on: DecideOn = "steps",
         goal: str | None = None,
         output_chars: int = 1000,
@@ -82,6 +85,7 @@ class BatchRun:
         self._t0 = 0.0
         self._group: asyncio.TaskGroup | None = None
         self._gate = gate
+        self._trace = trace
         self._decide_on = decide_on
         self._goal = goal
         self._output_chars = output_chars
@@ -177,8 +181,15 @@ class BatchRun:
 
     async def _decide(self, context: DecisionContext, held: dict[int, dict[str, Any]]) -> None:
         assert self._gate is not None
+        span = self._trace.decision_started(context) if self._trace is not None else None
         try:
-            record = await self._gate.ask(context, self.now())
+            if span is None:
+                record = await self._gate.ask(context, self.now())
+            else:  # a decider's own client spans nest under the decision's
+                with use_span(
+                    span, end_on_exit=False, record_exception=False, set_status_on_exception=False
+                ):
+                    record = await self._gate.ask(context, self.now())
         except asyncio.CancelledError:
             if self.stopped is None:
                 raise  # the run itself is being cancelled
@@ -196,6 +207,8 @@ class BatchRun:
                 trigger=context.trigger,
             )
         self.decisions.append(record)
+        if self._trace is not None:
+            self._trace.decision_ended(span, record)
         log_event(
             logging.DEBUG,
             "orchestration.decision_made",
@@ -318,6 +331,12 @@ class BatchRun:
             attempts += 1
             if started is None:
                 started = self._mark_started(p)
+            if self._trace is None:
+                return await bounded()
+            with self._trace.current(p.index):  # the tool's own spans nest under its call's
+                return await bounded()
+
+        async def bounded() -> Any:
             if tool.timeout is None:
                 return await self._call(tool, arguments)
             deadline = asyncio.timeout(tool.timeout)
@@ -371,6 +390,8 @@ class BatchRun:
 
     def _mark_started(self, p: Prepared) -> float:
         self._order[p.index] = order = len(self._order)
+        if self._trace is not None:
+            self._trace.call_started(p.index, p.call.id, p.call.name, p.deps)
         log_event(
             logging.DEBUG,
             "orchestration.call_started",
@@ -451,7 +472,7 @@ class BatchRun:
         started: float | None = None,
         attempts: int = 0,
     ) -> None:
-        self.results[p.index] = CallResult(
+        self.results[p.index] = result = CallResult(
             call_id=p.call.id,
             name=p.call.name,
             status=status,
@@ -467,6 +488,8 @@ class BatchRun:
             ended_at=self.now(),
             exception=exception,
         )
+        if self._trace is not None:
+            self._trace.call_ended(p.index, result, p.deps, p.level)
         log_event(
             logging.DEBUG,
             "orchestration.call_finished",

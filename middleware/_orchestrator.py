@@ -9,6 +9,11 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any, Literal
 
+from opentelemetry import trace
+from opentelemetry.trace import Span, use_span
+
+from toolweave.telemetry import TraceContent
+
 from ._decisions import DecideOn, Decider, DecisionGate, as_decider
 from ._errors import UsageError
 from ._executor import BatchRun
@@ -16,10 +21,14 @@ from ._log import log_event
 from ._models import BatchResult, DecisionContext, ExecutionPlan, ToolCall
 from ._planner import coerce_batch, plan_batch
 from ._tools import Tool, tool_table
+from ._tracing import BatchTrace, end_span, mark_failed, start_batch_span
+
+_VERSION = "0.1.0"
 
 __all__ = ["Orchestrator"]
 
 _STRATEGIES = ("auto", "serial")
+_GLOBAL_TRACER = trace.get_tracer("toolweave", _VERSION)
 _DEFAULT_THREADS = 64
 
 
@@ -42,6 +51,9 @@ class Orchestrator:
         decide_on: DecideOn = "steps",
         decider_timeout: float | None = 60.0,
         decision_output_chars: int = 1000,
+        tracer_provider: trace.TracerProvider | None = None,
+        workflow_name: str = "toolweave",
+        trace_content: TraceContent | bool | None = None,
     ) -> None:
         if strategy not in _STRATEGIES:
             raise UsageError(f"strategy must be 'auto' or 'serial', got {strategy!r}")
@@ -68,6 +80,17 @@ class Orchestrator:
         """Name -> tool."""
         self.max_concurrency = max_concurrency
         self.strategy: Literal["auto", "serial"] = strategy
+        self.tracer_provider = tracer_provider
+        """Where spans go; None for the global provider (no SDK configured: next to no cost)."""
+        self.workflow_name = workflow_name
+        """Names the batch span ``invoke_workflow {workflow_name}``; your agent's name, say."""
+        self.trace_content: TraceContent = (
+            trace_content
+            if isinstance(trace_content, TraceContent)
+            else TraceContent(enabled=trace_content)
+        )
+        """Whether tool arguments and outputs go on spans (off unless opted in)."""
+        self._own_tracer: trace.Tracer | None = None
         self._threads: ThreadPoolExecutor | None = None
 
     def plan(self, calls: Iterable[ToolCall | Mapping[str, Any]]) -> ExecutionPlan:
@@ -85,9 +108,27 @@ class Orchestrator:
         it, ``CancelledError`` after every running call was cancelled. A tool's exception,
         timeout or bad arguments become that call's result.
         """
+        span = start_batch_span(self._tracer(), self.workflow_name)
+        try:
+            with use_span(span, end_on_exit=False, record_exception=False):
+                return await self._run(span, calls, goal)
+        except BaseException as exc:
+            mark_failed(span, exc)
+            raise
+        finally:
+            end_span(span)
+
+    async def _run(
+        self, span: Span, calls: Iterable[ToolCall | Mapping[str, Any]], goal: str | None
+    ) -> BatchResult:
         batch = coerce_batch(calls)
         started_at = time.time()
         plan, prepared = plan_batch(batch, self.tools, self.strategy)
+        trace = (
+            BatchTrace(self._tracer(), span, self.trace_content) if span.is_recording() else None
+        )
+        if trace is not None:
+            trace.planned(plan)
         run = BatchRun(
             plan,
             prepared,
@@ -95,6 +136,7 @@ class Orchestrator:
             serial=self.strategy == "serial",  # forced; a detected chain follows its edges
             executor=self._pool,
             gate=DecisionGate(self.decider, timeout=self.decider_timeout) if self.decider else None,
+            trace=trace,
             decide_on=self.decide_on,
             goal=goal,
             output_chars=self.decision_output_chars,
@@ -120,8 +162,17 @@ class Orchestrator:
             decisions=run.decisions,
             stopped=run.stopped,
         )
+        if trace is not None:
+            trace.finished(result)
         _log_outcome(result)
         return result
+
+    def _tracer(self) -> trace.Tracer:
+        if self.tracer_provider is None:
+            return _GLOBAL_TRACER  # a proxy: follows an SDK configured later
+        if self._own_tracer is None:
+            self._own_tracer = self.tracer_provider.get_tracer("toolweave", _VERSION)
+        return self._own_tracer
 
     def run_sync(
         self, calls: Iterable[ToolCall | Mapping[str, Any]], *, goal: str | None = None

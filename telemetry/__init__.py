@@ -1,3 +1,9 @@
-"""OpenTelemetry support for toolweave. It imports nothing from the engine."""
+"""OpenTelemetry support for toolweave: attribute names, content policy, SDK set-up.
 
-__all__: list[str] = []
+It imports nothing from the engine; the engine imports it.
+"""
+
+from . import attributes
+from ._content import CAPTURE_ENV, TraceContent
+
+__all__ = ["CAPTURE_ENV", "TraceContent", "attributes"]

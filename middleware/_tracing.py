@@ -1,0 +1,215 @@
+"""The engine's own OpenTelemetry spans, through ``opentelemetry-api`` only.
+
+One ``BatchTrace`` per recording batch span; when the batch span does not record (no SDK
+configured, or sampled out) none is made and the engine pays one ``None`` check per call.
+Telemetry never breaks a run: a failing span operation is logged and ignored.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from opentelemetry import trace
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
+
+from toolweave.telemetry import TraceContent
+from toolweave.telemetry import attributes as A
+
+from ._models import BatchResult, CallResult, DecisionContext, DecisionRecord, ExecutionPlan
+
+__all__ = ["BatchTrace", "end_span", "mark_failed", "safely", "start_batch_span"]
+
+logger = logging.getLogger("toolweave")
+T = TypeVar("T")
+
+
+def safely(method: Callable[..., T]) -> Callable[..., T | None]:
+    """Run a telemetry method; log and swallow its failure so the batch goes on."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> T | None:
+        try:
+            return method(*args, **kwargs)
+        except Exception:  # telemetry must never take a run down
+            logger.warning("toolweave: tracing failed in %s", method.__name__, exc_info=True)
+            return None
+
+    return wrapper
+
+
+def start_batch_span(tracer: trace.Tracer, workflow_name: str) -> Span:
+    """Open the batch span as a child of the current span (never raises)."""
+    try:
+        return tracer.start_span(
+            f"{A.BATCH_SPAN_PREFIX} {workflow_name}",
+            attributes={
+                A.GEN_AI_OPERATION_NAME: A.OP_INVOKE_WORKFLOW,
+                A.GEN_AI_WORKFLOW_NAME: workflow_name,
+            },
+        )
+    except Exception:  # telemetry must never take a run down
+        logger.warning("toolweave: tracing failed to start a batch span", exc_info=True)
+        return trace.INVALID_SPAN
+
+
+@safely
+def mark_failed(span: Span, exc: BaseException) -> None:
+    """``run()`` raised: say so on the batch span."""
+    if isinstance(exc, Exception):
+        span.record_exception(exc)
+    span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+
+
+@safely
+def end_span(span: Span) -> None:
+    """End a span; a failing span processor is logged, not raised."""
+    span.end()
+
+
+class BatchTrace:
+    """Spans for one batch: the batch span, a span per call, a span per decision."""
+
+    def __init__(self, tracer: trace.Tracer, batch: Span, content: TraceContent) -> None:
+        self.tracer = tracer
+        self.batch = batch
+        self.context = trace.set_span_in_context(batch)
+        self.capture = content.active
+        self.content = content
+        self.calls: dict[int, Span] = {}
+
+    @safely
+    def planned(self, plan: ExecutionPlan) -> None:
+        """Put the plan on the batch span, as attributes and as the ``toolweave.plan`` event."""
+        self.batch.set_attributes(
+            {
+                A.TW_STRATEGY: plan.strategy,
+                A.TW_TOTAL_GROUPS: len(plan.groups),
+                A.TW_TOTAL_TOOLS: len(plan.calls),
+                A.TW_TOOL_IDS: [c.call_id for c in plan.calls],
+            }
+        )
+        self.batch.add_event(A.PLAN_EVENT, {A.TW_PLAN_JSON: json.dumps(plan.to_dict())})
+
+    @safely
+    def call_started(self, index: int, call_id: str, tool: str, deps: list[int]) -> None:
+        """The tool of call ``index`` starts: open its span, linked to its dependencies'."""
+        self.calls[index] = self._call_span(call_id, tool, deps)
+
+    @contextmanager
+    def current(self, index: int) -> Iterator[None]:
+        """Make call ``index``'s span current while its tool runs (threads inherit it)."""
+        span = self.calls.get(index)
+        if span is None:
+            yield
+            return
+        # The engine records the outcome itself, once, when the call settles.
+        with trace.use_span(
+            span, end_on_exit=False, record_exception=False, set_status_on_exception=False
+        ):
+            yield
+
+    @safely
+    def call_ended(
+        self, index: int, result: CallResult, deps: list[int], group_index: int | None
+    ) -> None:
+        """Close call ``index``'s span (opening one now for a call that never ran)."""
+        span = self.calls.get(index)
+        if span is None:
+            span = self._call_span(result.call_id, result.name, deps)
+            self.calls[index] = span
+        attributes: dict[str, Any] = {
+            A.TW_STATUS: result.status,
+            A.TW_ATTEMPTS: result.attempts,
+            A.TW_DEPENDS_ON: list(result.depends_on),
+        }
+        if group_index is not None:
+            attributes[A.TW_GROUP_INDEX] = group_index
+        if result.execution_order is not None:
+            attributes[A.TW_EXECUTION_ORDER] = result.execution_order
+        if result.error_type is not None:
+            attributes[A.TW_ERROR_TYPE] = result.error_type
+        if result.status == "skipped":
+            attributes[A.TW_SKIP_REASON] = result.error or ""
+        elif result.status == "error":
+            attributes[A.ERROR_TYPE] = result.error_type or "error"
+            cause = result.exception.__cause__ if result.exception is not None else None
+            span.record_exception(cause or result.exception or RuntimeError(result.error))
+            span.set_status(Status(StatusCode.ERROR, result.error))
+        if self.capture:
+            if result.arguments is not None:
+                attributes[A.GEN_AI_TOOL_CALL_ARGUMENTS] = self.content.render(
+                    "arguments", result.arguments
+                )
+            if result.status == "ok":
+                attributes[A.GEN_AI_TOOL_CALL_RESULT] = self.content.render("result", result.output)
+        span.set_attributes(attributes)
+        span.end()
+
+    @safely
+    def decision_started(self, context: DecisionContext) -> Span:
+        """Open the span of a decision point."""
+        return self.tracer.start_span(
+            A.DECISION_SPAN,
+            context=self.context,
+            attributes={
+                A.TW_DECISION_CALL_IDS: context.waiting_ids,
+                A.TW_DECISION_TRIGGER: context.trigger,
+            },
+        )
+
+    @safely
+    def decision_ended(self, span: Span | None, record: DecisionRecord) -> None:
+        """Close a decision span with what was decided."""
+        if span is None:
+            return
+        decision = record.decision
+        attributes: dict[str, Any] = {
+            A.TW_DECISION_ACTION: decision.effective,
+            A.TW_DECISION_FALLBACK: record.fallback,
+            A.TW_DECISION_REASON: decision.reason,
+        }
+        if record.error_type is not None:
+            attributes[A.ERROR_TYPE] = record.error_type
+            span.set_status(Status(StatusCode.ERROR, record.error))
+        if record.model is not None:
+            attributes[A.GEN_AI_REQUEST_MODEL] = record.model
+        if record.usage is not None:
+            attributes[A.GEN_AI_USAGE_INPUT_TOKENS] = record.usage["input_tokens"]
+            attributes[A.GEN_AI_USAGE_OUTPUT_TOKENS] = record.usage["output_tokens"]
+        span.set_attributes(attributes)
+        span.end()
+
+    @safely
+    def finished(self, result: BatchResult) -> None:
+        """Final attributes of the batch span (the caller ends it)."""
+        attributes: dict[str, Any] = {
+            A.TW_STOPPED: result.stopped is not None,
+            A.TW_CALLS_OK: len(result.by_status("ok")),
+            A.TW_CALLS_ERROR: len(result.by_status("error")),
+            A.TW_CALLS_SKIPPED: len(result.by_status("skipped")),
+        }
+        if result.stopped is not None:
+            attributes[A.TW_STOP_REASON] = result.stopped
+        self.batch.set_attributes(attributes)
+
+    def _call_span(self, call_id: str, tool: str, deps: list[int]) -> Span:
+        links = [Link(self.calls[d].get_span_context()) for d in deps if d in self.calls]
+        return self.tracer.start_span(
+            f"{A.CALL_SPAN_PREFIX} {tool}",
+            context=self.context,
+            kind=SpanKind.INTERNAL,
+            links=links,
+            attributes={
+                A.GEN_AI_OPERATION_NAME: A.OP_EXECUTE_TOOL,
+                A.GEN_AI_TOOL_NAME: tool,
+                A.GEN_AI_TOOL_CALL_ID: call_id,
+                A.GEN_AI_TOOL_TYPE: "function",
+            },
+            start_time=time.time_ns(),
+        )
