@@ -26,6 +26,12 @@ from ._tools import Tool
 __all__ = ["main"]
 
 
+_TRACE_HELP = (
+    "export spans: otlp (OTEL_EXPORTER_OTLP_ENDPOINT, default http://localhost:4318), "
+    "otlp-grpc, console, or jsonl:PATH"
+)
+
+
 class CliError(Exception):
     """Bad input to the command line: reported in one line, exit code 2."""
 
@@ -34,7 +40,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
     parser = _parser()
     args = parser.parse_args(argv)
+    tracing = None
     try:
+        if getattr(args, "trace", None):
+            tracing = _start_tracing(args.trace)
         code: int = args.handler(args)
         return code
     except CliError as exc:
@@ -42,6 +51,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    finally:
+        if tracing is not None:
+            tracing.shutdown()  # exports what is left
+
+
+def _start_tracing(spec: str) -> Any:
+    from toolweave.telemetry import configure_tracing
+
+    try:
+        return configure_tracing(spec)
+    except (ImportError, ValueError) as exc:
+        raise CliError(f"--trace {spec}: {exc}") from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -67,9 +88,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="machine-readable output")
     run.add_argument("--max-concurrency", type=int, default=None, metavar="N")
     run.add_argument("--strategy", choices=["auto", "serial"], default="auto")
+    run.add_argument("--trace", metavar="EXPORTER", help=_TRACE_HELP)
     run.set_defaults(handler=_cmd_run)
 
     demo = sub.add_parser("demo", help="run sample batches and measure the speed-up")
+    demo.add_argument("--trace", metavar="EXPORTER", help=_TRACE_HELP)
     demo.set_defaults(handler=_cmd_demo)
     return parser
 
