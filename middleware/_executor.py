@@ -333,8 +333,11 @@ class BatchRun:
                 started = self._mark_started(p)
             if self._trace is None:
                 return await bounded()
-            with self._trace.current(p.index):  # the tool's own spans nest under its call's
+            token = self._trace.enter(p.index)  # the tool's own spans nest under its call's
+            try:
                 return await bounded()
+            finally:
+                self._trace.leave(token)
 
         async def bounded() -> Any:
             if tool.timeout is None:

@@ -10,11 +10,10 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any, TypeVar
 
+from opentelemetry import context as context_api
 from opentelemetry import trace
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
@@ -101,18 +100,17 @@ class BatchTrace:
         """The tool of call ``index`` starts: open its span, linked to its dependencies'."""
         self.calls[index] = self._call_span(call_id, tool, deps)
 
-    @contextmanager
-    def current(self, index: int) -> Iterator[None]:
-        """Make call ``index``'s span current while its tool runs (threads inherit it)."""
+    def enter(self, index: int) -> object | None:
+        """Make call ``index``'s span current while its tool runs (threads inherit it); pass
+        the token to ``leave``. The engine records the outcome itself when the call settles."""
         span = self.calls.get(index)
-        if span is None:
-            yield
-            return
-        # The engine records the outcome itself, once, when the call settles.
-        with trace.use_span(
-            span, end_on_exit=False, record_exception=False, set_status_on_exception=False
-        ):
-            yield
+        return None if span is None else context_api.attach(trace.set_span_in_context(span))
+
+    @staticmethod
+    def leave(token: object | None) -> None:
+        """Undo ``enter``."""
+        if token is not None:
+            context_api.detach(token)  # type: ignore[arg-type]
 
     @safely
     def call_ended(
@@ -124,6 +122,10 @@ class BatchTrace:
             span = self._call_span(result.call_id, result.name, deps)
             self.calls[index] = span
         attributes: dict[str, Any] = {
+            A.GEN_AI_OPERATION_NAME: A.OP_EXECUTE_TOOL,
+            A.GEN_AI_TOOL_NAME: result.name,
+            A.GEN_AI_TOOL_CALL_ID: result.call_id,
+            A.GEN_AI_TOOL_TYPE: "function",
             A.TW_STATUS: result.status,
             A.TW_ATTEMPTS: result.attempts,
             A.TW_DEPENDS_ON: list(result.depends_on),
@@ -199,17 +201,11 @@ class BatchTrace:
         self.batch.set_attributes(attributes)
 
     def _call_span(self, call_id: str, tool: str, deps: list[int]) -> Span:
+        # Attributes go on in one pass when the call settles: the SDK validates each one.
         links = [Link(self.calls[d].get_span_context()) for d in deps if d in self.calls]
         return self.tracer.start_span(
             f"{A.CALL_SPAN_PREFIX} {tool}",
             context=self.context,
             kind=SpanKind.INTERNAL,
             links=links,
-            attributes={
-                A.GEN_AI_OPERATION_NAME: A.OP_EXECUTE_TOOL,
-                A.GEN_AI_TOOL_NAME: tool,
-                A.GEN_AI_TOOL_CALL_ID: call_id,
-                A.GEN_AI_TOOL_TYPE: "function",
-            },
-            start_time=time.time_ns(),
         )

@@ -1,0 +1,121 @@
+"""Tracing overhead per call: without an SDK, and with the SDK and a batch span processor.
+
+    python bench/bench_tracing.py
+
+Measured in one run beside a raw asyncio.TaskGroup and the SDK's own cost per span. Spans go to
+an exporter that drops them, so the figures are toolweave's and the SDK's, not a network's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.trace import use_span
+
+from toolweave import Orchestrator, ToolCall, tool
+from toolweave._orchestrator import _GLOBAL_TRACER
+from toolweave._tracing import end_span, start_batch_span
+
+
+class Dropping(SpanExporter):
+    """Accepts spans and drops them."""
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+
+@tool
+async def noop(i: int) -> int:
+    """Return at once."""
+    return i
+
+
+async def raw_taskgroup(n: int) -> None:
+    async with asyncio.TaskGroup() as tg:
+        for i in range(n):
+            tg.create_task(noop.fn(i))
+
+
+async def per_call(fn: Callable[[], Awaitable[Any]], n: int, budget: int = 20_000) -> float:
+    await fn()
+    times = []
+    for _ in range(max(5, budget // n)):
+        start = time.perf_counter()
+        await fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) / n * 1e6
+
+
+def no_sdk_instrumentation_per_batch(reps: int = 50_000) -> float:
+    """Microseconds of the code the engine runs for tracing when no SDK is configured: open the
+    batch span (a no-op one), make it current, check it, end it."""
+    start = time.perf_counter()
+    for _ in range(reps):
+        span = start_batch_span(_GLOBAL_TRACER, "toolweave")
+        with use_span(span, end_on_exit=False, record_exception=False):
+            span.is_recording()
+        end_span(span)
+    return (time.perf_counter() - start) / reps * 1e6
+
+
+def sdk_span_alone(provider: TracerProvider, reps: int = 20_000) -> float:
+    tracer = provider.get_tracer("bench")
+    start = time.perf_counter()
+    for _ in range(reps):
+        span = tracer.start_span("x", attributes={"a": 1, "b": "two"})
+        span.end()
+    return (time.perf_counter() - start) / reps * 1e6
+
+
+async def main() -> None:
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Dropping(), max_queue_size=1 << 16))
+    plain = Orchestrator([noop])
+    traced = Orchestrator([noop], tracer_provider=provider)
+    batch_cost = no_sdk_instrumentation_per_batch()
+    span_cost = sdk_span_alone(provider)
+    rows = []
+    for n in (1, 10, 100, 1000):
+        calls = [ToolCall(f"c{i}", "noop", {"i": i}) for i in range(n)]
+        raw = await per_call(lambda n=n: raw_taskgroup(n), n)
+        untraced = await per_call(lambda calls=calls: plain.run(calls), n)
+        with_sdk = await per_call(lambda calls=calls: traced.run(calls), n)
+        rows.append(
+            [
+                str(n),
+                f"{raw:.1f}",
+                f"{untraced:.1f}",
+                f"{batch_cost / n:.2f}",
+                f"{with_sdk:.1f}",
+                f"{with_sdk - raw:.1f}",
+                f"{with_sdk - untraced:.1f}",
+            ]
+        )
+    provider.shutdown()
+    header = [
+        "calls",
+        "raw TaskGroup",
+        "toolweave, no SDK",
+        "tracing code, no SDK",
+        "toolweave + SDK",
+        "traced - raw",
+        "SDK - no SDK",
+    ]
+    widths = [max(len(h), *(len(r[k]) for r in rows)) for k, h in enumerate(header)]
+    print("Tracing overhead, microseconds per call (trivial async tool)")
+    print("  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True)))
+    print("  ".join("-" * w for w in widths))
+    for r in rows:
+        print("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)))
+    print(f"\nOne SDK span (start + end, batch processor), alone: {span_cost:.1f} us")
+    print(f"Tracing code run per batch with no SDK configured: {batch_cost:.2f} us")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
