@@ -11,9 +11,8 @@ import asyncio
 import json
 from typing import Any
 
-import openai._base_client as _openai_http
 import pytest
-from openai import AsyncOpenAI
+from scripted_openai import ScriptedServer, answer, completion, httpx2
 from tenacity import wait_none
 
 from toolweave import (
@@ -27,71 +26,6 @@ from toolweave import (
 from toolweave._llm_decider import decision_schema, retry_after
 
 GUARD = 20.0
-# openai 3.x sends requests through httpx2, 2.x through httpx: mock whichever it uses.
-httpx2: Any = getattr(_openai_http, "httpx2", None) or _openai_http.httpx
-
-
-def completion(
-    content: str | None, *, refusal: str | None = None, finish: str = "stop"
-) -> dict[str, Any]:
-    return {
-        "id": "chatcmpl-1",
-        "object": "chat.completion",
-        "created": 0,
-        "model": "decider-model",
-        "choices": [
-            {
-                "index": 0,
-                "finish_reason": finish,
-                "message": {"role": "assistant", "content": content, "refusal": refusal},
-            }
-        ],
-        "usage": {"prompt_tokens": 120, "completion_tokens": 9, "total_tokens": 129},
-    }
-
-
-def answer(action: str, skip: list[str] | None = None, reason: str = "because") -> dict[str, Any]:
-    return completion(json.dumps({"action": action, "skip": skip or [], "reason": reason}))
-
-
-class ScriptedServer:
-    """An OpenAI-compatible Chat Completions endpoint that plays a script of responses."""
-
-    def __init__(self, *steps: Any) -> None:
-        self.steps = list(steps)
-        self.requests: list[dict[str, Any]] = []
-        self.unexpected: list[str] = []
-
-    async def handle(self, request: httpx2.Request) -> httpx2.Response:
-        body = json.loads(request.content)
-        self.requests.append(body)
-        if request.url.path != "/v1/chat/completions" or not self.steps:
-            self.unexpected.append(f"{request.method} {request.url.path}")
-            return httpx2.Response(418, json={"error": {"message": "unexpected request"}})
-        step = self.steps.pop(0)
-        if step == "hang":
-            await asyncio.sleep(3600)
-        if step == "connect-error":
-            raise httpx2.ConnectError("connection refused", request=request)
-        if isinstance(step, tuple):  # (status, headers)
-            status, headers = step
-            return httpx2.Response(
-                status, headers=headers, json={"error": {"message": f"{status}"}}
-            )
-        return httpx2.Response(200, json=step)
-
-    def client(self, **options: Any) -> AsyncOpenAI:
-        transport = httpx2.MockTransport(self.handle)
-        return AsyncOpenAI(
-            api_key="test-key",
-            base_url="http://model.test/v1",
-            http_client=httpx2.AsyncClient(transport=transport),
-            **options,
-        )
-
-    def assert_done(self) -> None:
-        assert self.unexpected == [], f"unexpected requests: {self.unexpected}"
-        assert self.steps == [], f"unused steps: {self.steps}"
 
 
 @tool
