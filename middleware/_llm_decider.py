@@ -28,7 +28,7 @@ from ._references import preview
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
 
-__all__ = ["IntermediateLLMDecider", "decision_schema"]
+__all__ = ["IntermediateLLMDecider", "decision_prompt", "decision_schema"]
 
 DEFAULT_INSTRUCTIONS = """\
 You check a batch of tool calls between steps. Some calls have finished (see "finished"). The
@@ -50,6 +50,32 @@ _DEFAULT_FALLBACK = Decision(
     action="continue", reason="the decision model did not answer; continuing as planned"
 )
 _RETRY_STATUS = frozenset({408, 409, 429})
+
+
+def decision_prompt(
+    context: DecisionContext, instructions: str = DEFAULT_INSTRUCTIONS, output_chars: int = 1000
+) -> list[dict[str, str]]:
+    """Chat messages asking a model to decide: the instructions, then the context as JSON."""
+    system = instructions
+    if context.trigger == "failure":
+        system += "\n" + FAILURE_NOTE
+    payload: dict[str, Any] = {
+        "goal": context.goal,
+        "finished": [
+            {"id": f.call_id, "tool": f.name, "status": f.status}
+            | ({"output": f.output} if f.status == "ok" else {"error": f.error})
+            for f in context.finished
+        ],
+        "waiting": [
+            {"id": c.id, "tool": c.name, "arguments": preview(c.arguments, output_chars)}
+            for c in context.waiting
+        ],
+        "pending": [{"id": c.id, "tool": c.name} for c in context.pending],
+    }
+    return [
+        {"role": "system", "content": system},
+        {"role": "user", "content": json.dumps(payload, ensure_ascii=False, default=str)},
+    ]
 
 
 def decision_schema(waiting_ids: list[str]) -> dict[str, Any]:
@@ -118,27 +144,7 @@ class IntermediateLLMDecider:
 
     def messages(self, context: DecisionContext) -> list[dict[str, str]]:
         """The chat messages sent for ``context``: instructions, then the context as JSON."""
-        system = self.instructions
-        if context.trigger == "failure":
-            system += "\n" + FAILURE_NOTE
-        cut = self.output_chars
-        payload: dict[str, Any] = {
-            "goal": context.goal,
-            "finished": [
-                {"id": f.call_id, "tool": f.name, "status": f.status}
-                | ({"output": f.output} if f.status == "ok" else {"error": f.error})
-                for f in context.finished
-            ],
-            "waiting": [
-                {"id": c.id, "tool": c.name, "arguments": preview(c.arguments, cut)}
-                for c in context.waiting
-            ],
-            "pending": [{"id": c.id, "tool": c.name} for c in context.pending],
-        }
-        return [
-            {"role": "system", "content": system},
-            {"role": "user", "content": json.dumps(payload, ensure_ascii=False, default=str)},
-        ]
+        return decision_prompt(context, self.instructions, self.output_chars)
 
     async def decide(self, context: DecisionContext) -> Decision:
         """Ask the model; raise a ``DeciderError`` (or the client's error) when it cannot."""

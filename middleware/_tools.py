@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
 import inspect
+import logging
 import sys
 import typing
 import warnings
@@ -49,6 +52,8 @@ class Tool:
     """Exception types that are retried; others fail the call at once."""
     is_async: bool = False
     """True for ``async def`` tools; others run in a worker thread."""
+    json_schema: dict[str, Any] | None = field(default=None, repr=False)
+    """A JSON schema to advertise instead of ``args_schema``'s (for tools defined elsewhere)."""
     _defaults: frozenset[str] = field(default=frozenset(), repr=False)
     _positional: tuple[str, ...] = field(default=(), repr=False)
 
@@ -102,6 +107,8 @@ class Tool:
     @property
     def parameters(self) -> dict[str, Any]:
         """JSON schema of the arguments (an object schema)."""
+        if self.json_schema is not None:
+            return self.json_schema
         return self.args_schema.model_json_schema()
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -184,13 +191,34 @@ def tool(
 
 
 def as_tool(obj: Any) -> Tool:
-    """A ``Tool`` for ``obj``: a ``Tool`` as it is, a plain callable described from its
-    signature."""
+    """A ``Tool`` for ``obj``: a ``Tool`` as it is, a function described from its signature,
+    and other objects (a LangChain ``BaseTool``, say) through the converters installed under
+    the ``toolweave.tools`` entry-point group."""
     if isinstance(obj, Tool):
         return obj
+    if inspect.isfunction(obj) or inspect.ismethod(obj):
+        return Tool.from_function(obj)
+    for convert in _converters():
+        converted = convert(obj)
+        if converted is not None:
+            return converted
     if callable(obj):
         return Tool.from_function(obj)
     raise UsageError(f"{obj!r} is not a tool: pass functions or objects made with @tool")
+
+
+@functools.cache
+def _converters() -> tuple[Callable[[Any], Tool | None], ...]:
+    # Plugins, not imports: the engine never names an adapter; adapters register themselves.
+    found = []
+    for entry in importlib.metadata.entry_points(group="toolweave.tools"):
+        try:
+            found.append(entry.load())
+        except Exception:  # a broken plugin must not break plain tools
+            logging.getLogger("toolweave").warning(
+                "toolweave: cannot load tool converter %s", entry.value, exc_info=True
+            )
+    return tuple(found)
 
 
 def tool_table(tools: Iterable[Any] | Mapping[str, Any]) -> dict[str, Tool]:
