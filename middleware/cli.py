@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import importlib.util
 import json
 import pathlib
@@ -93,6 +94,11 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run sample batches and measure the speed-up")
     demo.add_argument("--trace", metavar="EXPORTER", help=_TRACE_HELP)
+    demo.add_argument(
+        "--agent",
+        action="store_true",
+        help="run an OpenAI agent loop over the demo tools (offline unless OPENAI_API_KEY)",
+    )
     demo.set_defaults(handler=_cmd_demo)
     return parser
 
@@ -124,6 +130,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    if args.agent:
+        return _plugin_demo("agent")
     from ._demo import DEMO_BATCHES, DEMO_TOOLS
 
     fast = Orchestrator(DEMO_TOOLS)
@@ -150,6 +158,21 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         f"a {totals[1] / totals[0]:.2f}x speed-up (measured now, on this machine)"
     )
     return 0
+
+
+def _plugin_demo(name: str) -> int:
+    # Demos that need an adapter register under an entry point: the engine never imports one.
+    found = importlib.metadata.entry_points(group="toolweave.demos", name=name)
+    if not found:
+        raise CliError(f"no '{name}' demo is installed; reinstall toolweave")
+    try:
+        run = next(iter(found)).load()
+        code: int = run()
+    except ImportError as exc:
+        raise CliError(
+            f"the {name} demo needs the openai extra: pip install 'toolweave[openai]' ({exc})"
+        ) from None
+    return code
 
 
 def _check(result: BatchResult, baseline: BatchResult) -> None:
