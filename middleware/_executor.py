@@ -36,7 +36,6 @@ from ._models import (
     Decision,
     DecisionContext,
     DecisionRecord,
-    ExecutionPlan,
     FinishedCall,
     ToolCall,
 )
@@ -60,7 +59,6 @@ class BatchRun:
 
     def __init__(
         self,
-        plan: ExecutionPlan,
         prepared: list[Prepared],
         *,
         max_concurrency: int | None,
@@ -72,7 +70,8 @@ class BatchRun:
         goal: str | None = None,
         output_chars: int = 1000,
     ) -> None:
-        self.plan = plan
+        self.opened = asyncio.Event()
+        """Set once the run can take calls through ``add()``."""
         self.prepared = prepared
         self.results: list[CallResult | None] = [None] * len(prepared)
         self._outputs: list[Any] = [None] * len(prepared)
@@ -98,10 +97,11 @@ class BatchRun:
         """Seconds since the batch started."""
         return time.perf_counter() - self._t0
 
-    async def execute(self) -> None:
-        """Run every call to a final result."""
+    async def execute(self, open_until: asyncio.Event | None = None) -> None:
+        """Run every call to a final result. With ``open_until`` (a streamed batch) the run also
+        takes calls through ``add()`` until that event is set."""
         self._t0 = time.perf_counter()
-        if len(self.prepared) == 1 and self.prepared[0].error is None:
+        if open_until is None and len(self.prepared) == 1 and self.prepared[0].error is None:
             # The commonest batch: one call, nothing to wait for, no task group needed.
             for i in self._scheduler.take_ready():
                 await self._run_call(self.prepared[i])
@@ -117,6 +117,54 @@ class BatchRun:
                 self._record_skipped(skipped)
                 self._ask_after_failure(skipped)
             self._launch()
+            self.opened.set()
+            if open_until is not None:
+                await open_until.wait()  # the group stays open while calls may still arrive
+
+    def add(self, p: Prepared, *, parked: bool = False) -> None:
+        """A call of a streamed batch, planned against the calls before it; it starts as soon
+        as its dependencies allow. A ``parked`` call (it refers to a call not seen yet) waits
+        for ``settle()``."""
+        assert p.index == len(self.prepared)
+        self.prepared.append(p)
+        self.results.append(None)
+        self._outputs.append(None)
+        i = self._scheduler.add(p.deps, parked=parked)
+        if parked:
+            return
+        if self._scheduler.state[i] == "skipped":  # behind a call that already failed
+            self._record_skipped([i])
+        elif p.error is not None:
+            skipped = self._scheduler.failed(i)
+            self._record_error(p, p.error)
+            self._record_skipped(skipped)
+            self._ask_after_failure(skipped)
+        else:
+            self._launch()
+
+    def settle(self, whole: list[Prepared], parked: list[int]) -> None:
+        """The stream closed: plan what waits against the whole batch. Calls the whole-batch
+        plan finds errors for (a cycle a forward reference closed) fail together; parked calls
+        get their dependencies."""
+        waiting = [i for i, state in enumerate(self._scheduler.state) if state == "waiting"]
+        doomed = [i for i in waiting if whole[i].error is not None]
+        for i in (*waiting, *parked):
+            if self.results[i] is None:
+                self.prepared[i] = whole[i]
+        if doomed:
+            skipped = self._scheduler.failed(*doomed)
+            for i in doomed:
+                error = whole[i].error
+                assert error is not None
+                self._record_error(whole[i], error)
+            self._record_skipped(skipped)
+            self._ask_after_failure(skipped)
+        for i in parked:
+            if i not in doomed:
+                self._scheduler.unpark(i, whole[i].deps)
+                if self._scheduler.state[i] == "skipped":
+                    self._record_skipped([i])
+        self._launch()
 
     def _launch(self) -> None:
         """Start what became ready; calls that wait on others go through the decider first."""
@@ -485,7 +533,7 @@ class BatchRun:
             arguments=arguments,
             group_index=p.level,
             execution_order=self._order.get(p.index),
-            depends_on=self.plan.calls[p.index].depends_on,
+            depends_on=[self.prepared[d].call.id for d in p.deps],
             attempts=attempts,
             started_at=started,
             ended_at=self.now(),

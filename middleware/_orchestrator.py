@@ -20,6 +20,7 @@ from ._executor import BatchRun
 from ._log import log_event
 from ._models import BatchResult, DecisionContext, ExecutionPlan, ToolCall
 from ._planner import coerce_batch, plan_batch
+from ._stream import BatchStream
 from ._tools import Tool, tool_table
 from ._tracing import BatchTrace, end_span, mark_failed, start_batch_span
 
@@ -127,15 +128,12 @@ class Orchestrator:
         trace = (
             BatchTrace(self._tracer(), span, self.trace_content) if span.is_recording() else None
         )
-        if trace is not None:
-            trace.planned(plan)
         run = BatchRun(
-            plan,
             prepared,
             max_concurrency=self.max_concurrency,
             serial=self.strategy == "serial",  # forced; a detected chain follows its edges
             executor=self._pool,
-            gate=DecisionGate(self.decider, timeout=self.decider_timeout) if self.decider else None,
+            gate=self._gate(),
             trace=trace,
             decide_on=self.decide_on,
             goal=goal,
@@ -151,8 +149,22 @@ class Orchestrator:
                 calls=len(batch),
             )
             raise
+        return self._result(plan, run, started_at, trace)
+
+    def stream(self, *, goal: str | None = None) -> BatchStream:
+        """A batch whose calls arrive one by one, as a streamed model response writes them:
+        ``async with orchestrator.stream() as batch: batch.add(call)``, then
+        ``batch.result``. Each call starts as soon as it is added and its dependencies allow."""
+        return BatchStream(self, goal)
+
+    def _gate(self) -> DecisionGate | None:
+        return DecisionGate(self.decider, timeout=self.decider_timeout) if self.decider else None
+
+    def _result(
+        self, plan: ExecutionPlan, run: BatchRun, started_at: float, trace: BatchTrace | None
+    ) -> BatchResult:
         results = [r for r in run.results if r is not None]
-        if len(results) != len(batch):  # every call must settle; anything else is our bug
+        if len(results) != len(run.results):  # every call must settle; anything else is a bug
             raise RuntimeError("toolweave: a call of the batch ended without a result")
         result = BatchResult(
             plan=plan,
@@ -163,6 +175,7 @@ class Orchestrator:
             stopped=run.stopped,
         )
         if trace is not None:
+            trace.planned(plan)
             trace.finished(result)
         _log_outcome(result)
         return result

@@ -32,7 +32,7 @@ from ._models import ExecutionPlan, PlannedCall, ToolCall
 from ._references import Found, ReferenceSyntaxError, compile_arguments
 from ._tools import Tool
 
-__all__ = ["Prepared", "coerce_batch", "plan_batch"]
+__all__ = ["Prepared", "coerce_batch", "plan_batch", "prepare_call"]
 
 logger = logging.getLogger("toolweave")
 
@@ -105,7 +105,7 @@ def plan_batch(
     """Plan ``calls``. ``tools=None`` plans without checking tool names (``toolweave plan``)."""
     index_of = {c.id: i for i, c in enumerate(calls)}
     serial = strategy == "serial"
-    prepared = [_prepare(i, c, tools, index_of, serial) for i, c in enumerate(calls)]
+    prepared = [prepare_call(i, c, tools, index_of, serial) for i, c in enumerate(calls)]
     succ: list[list[int]] = [[] for _ in prepared]
     edges = 0
     for p in prepared:
@@ -170,7 +170,7 @@ def plan_batch(
     return plan, prepared
 
 
-def _prepare(
+def prepare_call(
     index: int,
     call: ToolCall,
     tools: Mapping[str, Tool] | None,

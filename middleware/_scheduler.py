@@ -62,6 +62,46 @@ class Scheduler:
         self._running += len(ready)
         return ready
 
+    def add(self, deps: Sequence[int], *, parked: bool = False) -> int:
+        """A call that arrives while the batch runs (a streamed batch): its index. It is ready
+        at once if every dependency succeeded, skipped at once if one failed or was skipped.
+        A ``parked`` call waits, with no edges yet, until ``unpark`` gives its dependencies."""
+        i = len(self.state)
+        self.state.append("waiting")
+        self._succ.append([])
+        self._open += 1
+        if parked:
+            self._missing.append(1)  # a sentinel that only unpark() clears
+            return i
+        self._wire(i, deps)
+        return i
+
+    def unpark(self, i: int, deps: Sequence[int]) -> None:
+        """Give a parked call its dependencies; it may become ready or skipped at once."""
+        if self.state[i] != "waiting":
+            return  # skipped meanwhile (a stop)
+        self._missing[i] = 0
+        self._wire(i, deps)
+
+    def _wire(self, i: int, deps: Sequence[int]) -> None:
+        missing = 0
+        doomed: int | None = None
+        for d in deps:
+            self._succ[d].append(i)
+            if self.state[d] in ("failed", "skipped"):
+                doomed = self.cause.get(d, d)
+            elif self.state[d] != "succeeded":
+                missing += 1
+        if i == len(self._missing):
+            self._missing.append(missing)
+        else:
+            self._missing[i] = missing
+        if doomed is not None:
+            self._finish(i, "skipped")
+            self.cause[i] = doomed
+        elif missing == 0:
+            self._ready.append(i)
+
     def hold(self, indexes: Iterable[int]) -> None:
         """Calls handed out by ``take_ready()`` wait for a decision before they start."""
         for i in indexes:

@@ -158,3 +158,38 @@ def test_in_serial_mode_a_held_call_still_occupies_the_turn() -> None:
     s.resume([0])
     s.succeeded(0)
     assert s.take_ready() == [1]
+
+
+def test_calls_added_while_running_start_when_their_dependencies_allow() -> None:
+    s = Scheduler([[]])
+    assert s.take_ready() == [0]
+    assert s.add([0]) == 1
+    assert s.take_ready() == [], "call 0 is still running"
+    s.succeeded(0)
+    assert s.take_ready() == [1]
+    assert s.add([0]) == 2
+    assert s.take_ready() == [2], "its dependency already succeeded"
+
+
+def test_a_call_added_behind_a_failure_is_skipped_at_once() -> None:
+    s = Scheduler([[], [0]])
+    s.take_ready()
+    s.failed(0)
+    i = s.add([1])
+    assert s.state[i] == "skipped"
+    assert s.cause[i] == 0
+    s.add([])
+    assert s.take_ready() == [3]
+
+
+def test_a_parked_call_waits_until_unparked_with_its_dependencies() -> None:
+    s = Scheduler([[]])
+    s.take_ready()
+    parked = s.add([], parked=True)
+    s.succeeded(0)
+    assert s.take_ready() == []
+    later = s.add([parked])
+    s.unpark(parked, [0])
+    assert s.take_ready() == [parked]
+    s.succeeded(parked)
+    assert s.take_ready() == [later]
