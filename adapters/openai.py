@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -19,6 +19,7 @@ from toolweave import BatchResult, Orchestrator, Tool, ToolCall, UsageError
 __all__ = [
     "AgentRun",
     "calls_from_openai",
+    "dispatch_stream",
     "openai_tools",
     "reference_instructions",
     "run_openai_agent",
@@ -267,6 +268,55 @@ def to_responses_items(result: BatchResult) -> list[dict[str, Any]]:
         {"type": "function_call_output", "call_id": r.call_id, "output": _content(r)}
         for r in result.results
     ]
+
+
+# ------------------------------------------------------------------ streaming
+
+
+async def dispatch_stream(
+    stream: AsyncIterable[Any], orchestrator: Orchestrator, *, goal: str | None = None
+) -> BatchResult:
+    """Consume a streamed Chat Completions response (``stream=True``) and start each tool call
+    as soon as its arguments are complete and its dependencies allow, while the model is still
+    writing the rest of the batch. Returns the same ``BatchResult`` as ``orchestrator.run``.
+
+    A call is complete when the next one begins or its arguments already form a whole JSON
+    object; calls join the batch in the model's order.
+    """
+    parts: dict[int, dict[str, str]] = {}
+    sent = 0
+    async with orchestrator.stream(goal=goal) as batch:
+        async for chunk in stream:
+            for choice in _plain(chunk).get("choices") or []:
+                for delta in (choice.get("delta") or {}).get("tool_calls") or []:
+                    entry = parts.setdefault(
+                        delta.get("index", len(parts)), {"id": "", "name": "", "arguments": ""}
+                    )
+                    entry["id"] = delta.get("id") or entry["id"]
+                    function = delta.get("function") or {}
+                    entry["name"] += function.get("name") or ""
+                    entry["arguments"] += function.get("arguments") or ""
+            while sent in parts and (sent + 1 in parts or _whole_object(parts[sent]["arguments"])):
+                batch.add(_streamed_call(parts[sent], sent))
+                sent += 1
+        while sent in parts:
+            batch.add(_streamed_call(parts[sent], sent))
+            sent += 1
+    return batch.result
+
+
+def _whole_object(text: str) -> bool:
+    text = text.strip()
+    if not text.endswith("}"):
+        return False
+    try:
+        return isinstance(json.loads(text), dict)
+    except json.JSONDecodeError:
+        return False
+
+
+def _streamed_call(entry: dict[str, str], index: int) -> ToolCall:
+    return ToolCall(entry["id"] or f"call_{index}", entry["name"], entry["arguments"])
 
 
 # ------------------------------------------------------------------ agent loop

@@ -88,3 +88,29 @@ def tool_calls(*calls: tuple[str, str, str], content: str | None = None) -> dict
         {"id": i, "type": "function", "function": {"name": n, "arguments": a}} for i, n, a in calls
     ]
     return body
+
+
+def sse_tool_call_chunks(
+    calls: list[tuple[str, str, str]], pieces: int = 3
+) -> list[dict[str, Any]]:
+    """Chat completion chunks that stream these (id, name, raw arguments) tool calls, each
+    call's arguments split into ``pieces`` fragments, as the API streams them."""
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {
+            "id": "chatcmpl-s", "object": "chat.completion.chunk", "created": 0, "model": "m",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }  # fmt: skip
+
+    out = [chunk({"role": "assistant", "content": None})]
+    for index, (call_id, name, arguments) in enumerate(calls):
+        size = max(1, -(-len(arguments) // pieces))
+        fragments = [arguments[k : k + size] for k in range(0, len(arguments), size)] or [""]
+        for k, fragment in enumerate(fragments):
+            head: dict[str, Any] = {"index": index, "function": {"arguments": fragment}}
+            if k == 0:
+                head.update(id=call_id, type="function")
+                head["function"]["name"] = name
+            out.append(chunk({"tool_calls": [head]}))
+    out.append(chunk({}, finish="tool_calls"))
+    return out

@@ -237,3 +237,69 @@ def test_the_turn_limit_ends_the_loop() -> None:
     server.assert_done()
     assert run.final is None
     assert len(run.batches) == 1
+
+
+def test_streaming_dispatch_starts_the_first_call_before_the_stream_ends() -> None:
+    from openai import AsyncOpenAI
+    from scripted_openai import httpx2, sse_tool_call_chunks
+
+    from toolweave.adapters.openai import dispatch_stream
+
+    first_started = asyncio.Event()
+
+    @tool
+    async def slow_search(q: str) -> dict[str, Any]:
+        """Search."""
+        first_started.set()
+        return {"hits": [{"url": f"https://example.org/{q}"}]}
+
+    chunks = sse_tool_call_chunks(
+        [("c1", "slow_search", '{"q": "cats"}'), ("c2", "fetch", '{"url": "${c1.hits[0].url}"}')]
+    )
+    second = next(
+        i
+        for i, c in enumerate(chunks)
+        if c["choices"][0]["delta"].get("tool_calls", [{}])[0].get("index") == 1
+    )
+
+    async def body() -> Any:
+        for i, chunk in enumerate(chunks):
+            if i == second:  # hold the rest of the stream until call 1 has started
+                await asyncio.wait_for(first_started.wait(), 10)
+            yield f"data: {json.dumps(chunk)}\n\n".encode()
+        yield b"data: [DONE]\n\n"
+
+    def handler(request: Any) -> Any:
+        return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=body())
+
+    async def main() -> Any:
+        client = AsyncOpenAI(
+            api_key="k",
+            base_url="http://model.test/v1",
+            http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(handler)),
+        )
+        stream = await client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "go"}], stream=True
+        )
+        return await dispatch_stream(stream, Orchestrator([slow_search, fetch]))
+
+    result = asyncio.run(asyncio.wait_for(main(), 20))
+    assert [r.status for r in result.results] == ["ok", "ok"]
+    assert result.get("c2").output == "<p>https://example.org/cats</p>"
+    assert result.plan.dependencies == {"c1": [], "c2": ["c1"]}
+
+
+def test_streamed_calls_complete_when_the_next_one_begins() -> None:
+    from scripted_openai import sse_tool_call_chunks
+
+    from toolweave.adapters.openai import dispatch_stream
+
+    chunks = sse_tool_call_chunks([("a", "search", '{"q": "x"'), ("b", "search", '{"q": "y"}')])
+
+    async def stream() -> Any:
+        for chunk in chunks:
+            yield chunk
+
+    result = asyncio.run(dispatch_stream(stream(), Orchestrator([search, fetch])))
+    assert result.get("a").error_type == "invalid_arguments", "bad JSON stays a per-call error"
+    assert result.get("b").ok
