@@ -42,17 +42,19 @@ def answer(action: str, skip: list[str] | None = None, reason: str = "because") 
 
 
 class ScriptedServer:
-    """An OpenAI-compatible Chat Completions endpoint that plays a script of responses."""
+    """An OpenAI-compatible endpoint (Chat Completions by default, or ``path``) that plays a
+    script of responses."""
 
-    def __init__(self, *steps: Any) -> None:
+    def __init__(self, *steps: Any, path: str = "/v1/chat/completions") -> None:
         self.steps = list(steps)
+        self.path = path
         self.requests: list[dict[str, Any]] = []
         self.unexpected: list[str] = []
 
     async def handle(self, request: httpx2.Request) -> httpx2.Response:
         body = json.loads(request.content)
         self.requests.append(body)
-        if request.url.path != "/v1/chat/completions" or not self.steps:
+        if request.url.path != self.path or not self.steps:
             self.unexpected.append(f"{request.method} {request.url.path}")
             return httpx2.Response(418, json={"error": {"message": "unexpected request"}})
         step = self.steps.pop(0)

@@ -303,3 +303,45 @@ def test_streamed_calls_complete_when_the_next_one_begins() -> None:
     result = asyncio.run(dispatch_stream(stream(), Orchestrator([search, fetch])))
     assert result.get("a").error_type == "invalid_arguments", "bad JSON stays a per-call error"
     assert result.get("b").ok
+
+
+def test_a_responses_api_round_trip_with_the_real_client() -> None:
+    def response(output: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "id": "resp_1", "object": "response", "created_at": 0, "status": "completed",
+            "model": "m", "output": output, "parallel_tool_calls": True, "tool_choice": "auto",
+            "tools": [],
+        }  # fmt: skip
+
+    server = ScriptedServer(
+        response(
+            [
+                {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "search",
+                 "arguments": '{"q": "owls"}', "status": "completed"},
+                {"type": "function_call", "id": "fc_2", "call_id": "call_2", "name": "fetch",
+                 "arguments": '{"url": "${call_1.hits[0].url}"}', "status": "completed"},
+            ]
+        ),
+        response([{"type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
+                   "content": [{"type": "output_text", "text": "done", "annotations": []}]}]),
+        path="/v1/responses",
+    )  # fmt: skip
+
+    async def main() -> Any:
+        client = server.client()
+        tools = openai_tools([search, fetch], api="responses")
+        first = await client.responses.create(model="m", input="read about owls", tools=tools)
+        result = await Orchestrator([search, fetch]).run(calls_from_openai(first))
+        second = await client.responses.create(
+            model="m", input=to_responses_items(result), tools=tools
+        )
+        return result, second
+
+    result, second = asyncio.run(main())
+    server.assert_done()
+    assert result.get("call_2").output == "<p>https://example.org/owls</p>"
+    assert server.requests[0]["tools"][0]["name"] == "search"
+    assert server.requests[0]["tools"][0]["strict"] is True
+    assert [i["call_id"] for i in server.requests[1]["input"]] == ["call_1", "call_2"]
+    assert server.requests[1]["input"][1]["output"] == "<p>https://example.org/owls</p>"
+    assert second.output_text == "done"
