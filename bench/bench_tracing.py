@@ -14,11 +14,12 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from bench_engine import noop, raw_taskgroup
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import use_span
 
-from toolweave import Orchestrator, ToolCall, tool
+from toolweave import Orchestrator, ToolCall
 from toolweave._orchestrator import _GLOBAL_TRACER
 from toolweave._tracing import end_span, start_batch_span
 
@@ -28,18 +29,6 @@ class Dropping(SpanExporter):
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         return SpanExportResult.SUCCESS
-
-
-@tool
-async def noop(i: int) -> int:
-    """Return at once."""
-    return i
-
-
-async def raw_taskgroup(n: int) -> None:
-    async with asyncio.TaskGroup() as tg:
-        for i in range(n):
-            tg.create_task(noop.fn(i))
 
 
 async def per_call(fn: Callable[[], Awaitable[Any]], n: int, budget: int = 20_000) -> float:

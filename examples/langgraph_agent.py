@@ -13,43 +13,15 @@ import contextlib
 import os
 from typing import Any
 
+from demo_tools import TOOLS  # the same four tools in every example
 from langchain_core.messages import HumanMessage
 from langchain_openai import ChatOpenAI
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.prebuilt import tools_condition
 
-from toolweave import tool
 from toolweave.adapters.langchain import ToolweaveNode, as_langchain_tools
 from toolweave.adapters.openai import reference_instructions
 from toolweave.adapters.scripted_server import ScriptedOpenAIServer
-
-
-@tool
-async def search_web(query: str, limit: int = 3) -> dict:
-    """Search the web; returns hits with urls."""
-    slug = query.replace(" ", "-")
-    return {"hits": [{"url": f"https://example.org/{slug}/{i}"} for i in range(limit)]}
-
-
-@tool
-async def fetch_page(url: str) -> dict:
-    """Fetch a page and return its text."""
-    return {"url": url, "text": f"A page about {url.split('/')[-2]}."}
-
-
-@tool
-def summarize(text: str) -> str:
-    """Summarise a text in one line."""
-    return f"Summary: {text}"
-
-
-@tool
-async def get_weather(city: str) -> dict:
-    """Current weather for a city."""
-    return {"city": city, "temp_c": 19}
-
-
-TOOLS = [search_web, fetch_page, summarize, get_weather]
 
 
 def build(model: ChatOpenAI) -> Any:

@@ -12,36 +12,12 @@ import asyncio
 import contextlib
 import os
 
+from demo_tools import TOOLS  # search_web, fetch_page, summarize, get_weather
 from openai import AsyncOpenAI
 
-from toolweave import Orchestrator, tool
+from toolweave import Orchestrator
 from toolweave.adapters.openai import run_openai_agent
 from toolweave.adapters.scripted_server import ScriptedOpenAIServer
-
-
-@tool
-async def search_web(query: str, limit: int = 3) -> dict:
-    """Search the web; returns hits with urls."""
-    slug = query.replace(" ", "-")
-    return {"hits": [{"url": f"https://example.org/{slug}/{i}"} for i in range(limit)]}
-
-
-@tool
-async def fetch_page(url: str) -> dict:
-    """Fetch a page and return its text."""
-    return {"url": url, "text": f"A page about {url.split('/')[-2]}."}
-
-
-@tool
-def summarize(text: str) -> str:
-    """Summarise a text in one line."""
-    return f"Summary: {text}"
-
-
-@tool
-async def get_weather(city: str) -> dict:
-    """Current weather for a city."""
-    return {"city": city, "temp_c": 19}
 
 
 async def main() -> None:
@@ -53,7 +29,7 @@ async def main() -> None:
             client, model = AsyncOpenAI(base_url=server.base_url, api_key="offline"), "scripted"
 
         # The few lines that adopt toolweave: an Orchestrator and the agent loop.
-        orchestrator = Orchestrator([search_web, fetch_page, summarize, get_weather])
+        orchestrator = Orchestrator(TOOLS)
         run = await run_openai_agent(
             client,
             model,

@@ -38,6 +38,18 @@ def batches(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
+def calls_for(case: dict[str, Any]) -> list[ToolCall]:
+    """The batch for a drawn case: each edge a reference or a depends_on entry, calls in the
+    drawn batch order."""
+    deps = case["deps"]
+    calls = []
+    for node in case["order"]:
+        refs = [f"${{n{d}}}" for d in deps[node]] if case["as_ref"][node] else []
+        after = [] if case["as_ref"][node] else [f"n{d}" for d in deps[node]]
+        calls.append(ToolCall(f"n{node}", "step", {"node": node, "inputs": refs}, after))
+    return calls
+
+
 def expected_statuses(deps: list[list[int]], fail: set[int]) -> list[str]:
     status: list[str] = []
     for node, ds in enumerate(deps):  # topological numbering
@@ -65,11 +77,7 @@ def test_random_graphs(case: dict[str, Any]) -> None:
         assert inputs == [d for d in deps[node] if case["as_ref"][node]]
         return node
 
-    calls = []
-    for node in order:
-        refs = [f"${{n{d}}}" for d in deps[node]] if case["as_ref"][node] else []
-        after = [] if case["as_ref"][node] else [f"n{d}" for d in deps[node]]
-        calls.append(ToolCall(f"n{node}", "step", {"node": node, "inputs": refs}, after))
+    calls = calls_for(case)
 
     result = asyncio.run(Orchestrator([step], max_concurrency=case["limit"]).run(calls))
 
@@ -165,11 +173,7 @@ def test_random_graphs_with_a_random_decider(case: dict[str, Any], choices: list
             return Decision(action="skip", skip=ids[: 1 + pick % len(ids)], reason="random skip")
         return Decision(action="continue", reason="go")
 
-    calls = []
-    for node in order:
-        refs = [f"${{n{d}}}" for d in deps[node]] if case["as_ref"][node] else []
-        after = [] if case["as_ref"][node] else [f"n{d}" for d in deps[node]]
-        calls.append(ToolCall(f"n{node}", "step", {"node": node, "inputs": refs}, after))
+    calls = calls_for(case)
     orchestrator = Orchestrator([step], max_concurrency=case["limit"], decider=decide)
     result = asyncio.run(orchestrator.run(calls))
 
