@@ -46,11 +46,6 @@ class Scheduler:
         """True when every call has a final state."""
         return self._open == 0
 
-    @property
-    def running(self) -> int:
-        """Calls handed out by ``take_ready()`` that have no outcome yet."""
-        return self._running
-
     def take_ready(self) -> list[int]:
         """Calls that may start now, in batch order; each is handed out once."""
         if self._serial:
