@@ -92,6 +92,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--trace", metavar="EXPORTER", help=_TRACE_HELP)
     run.set_defaults(handler=_cmd_run)
 
+    inspect = sub.add_parser("inspect", help="show a JSON-lines trace file, batch by batch")
+    inspect.add_argument("file", metavar="TRACE", help="a file written with --trace jsonl:PATH")
+    inspect.set_defaults(handler=_cmd_inspect)
+
     demo = sub.add_parser("demo", help="run sample batches and measure the speed-up")
     demo.add_argument("--trace", metavar="EXPORTER", help=_TRACE_HELP)
     demo.add_argument(
@@ -129,13 +133,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from toolweave.telemetry.inspect import format_batches, load_spans
+
+    try:
+        spans = load_spans(args.file)
+    except FileNotFoundError:
+        raise CliError(f"no such file: {args.file}") from None
+    except (OSError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    print(format_batches(spans))
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     if args.agent:
         return _plugin_demo("agent")
     from ._demo import DEMO_BATCHES, DEMO_TOOLS
 
     fast = Orchestrator(DEMO_TOOLS)
-    one_by_one = Orchestrator(DEMO_TOOLS, strategy="serial")
+    one_by_one = Orchestrator(DEMO_TOOLS, strategy="serial", workflow_name="one-by-one")
     print("toolweave demo: sample tools with real latencies (asyncio.sleep and time.sleep).")
     print("Each batch runs twice: as a dependency graph, and one call at a time.\n")
     totals = [0.0, 0.0]

@@ -136,3 +136,51 @@ def cli(*argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "toolweave.cli", *argv], capture_output=True, text=True, timeout=120
     )
+
+
+def test_the_inspector_shows_each_batch_from_a_jsonl_trace(tmp_path: pathlib.Path) -> None:
+    from toolweave import Decision, DecisionContext
+    from toolweave.telemetry.inspect import format_batches, load_spans
+
+    @tool
+    async def broken() -> None:
+        """Fail."""
+        raise RuntimeError("down")
+
+    def stop_after_fetch(ctx: DecisionContext) -> Decision | None:
+        return Decision(action="stop", reason="seen enough") if ctx.waiting_ids == ["d"] else None
+
+    path = tmp_path / "trace.jsonl"
+    tracing = configure_tracing(f"jsonl:{path}", set_global=False)
+    orchestrator = Orchestrator(
+        [search, fetch, broken], tracer_provider=tracing.provider, workflow_name="agent",
+        decider=stop_after_fetch,
+    )  # fmt: skip
+    asyncio.run(
+        orchestrator.run(
+            [*CALLS, ToolCall("x", "broken"), ToolCall("y", "fetch", {"url": "${x}"}),
+             ToolCall("d", "fetch", {"url": "${c}"})]
+        )
+    )  # fmt: skip
+    tracing.shutdown()
+    text = format_batches(load_spans(path))
+    lines = text.splitlines()
+    assert lines[0].startswith("invoke_workflow agent  dag, 6 calls in 3 groups")
+    assert lines[0].endswith("STOPPED: seen enough")
+    assert any(" c [fetch] ok  group 1 " in line and "waited for a, b" in line for line in lines)
+    assert any(" x [broken] error " in line and "(tool_error)" in line for line in lines)
+    assert any("   -  y [fetch] skipped " in line for line in lines)
+    assert any(line.startswith("  decide [d]: stop ") for line in lines)
+
+
+def test_inspect_on_the_command_line(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "t.jsonl"
+    export_batch(configure_tracing(f"jsonl:{path}", "wire-test", set_global=False))
+    ok = cli("inspect", str(path))
+    assert ok.returncode == 0, ok.stderr
+    assert "invoke_workflow toolweave  dag, 3 calls in 2 groups" in ok.stdout
+    (tmp_path / "bad.jsonl").write_text('{"name": 1}\n')
+    bad = cli("inspect", str(tmp_path / "bad.jsonl"))
+    assert bad.returncode == 2
+    assert "line 1 of" in bad.stderr
+    assert "is not a span" in bad.stderr
