@@ -12,7 +12,7 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
+from typing import Any, Literal, Protocol, TypeAlias, cast, runtime_checkable
 
 from pydantic import ValidationError
 
@@ -95,7 +95,7 @@ def as_decider(obj: Any) -> Decider:
     if hasattr(obj, "decide"):
         if not inspect.iscoroutinefunction(obj.decide):
             raise UsageError(f"{obj!r}.decide must be an async method")
-        return obj  # type: ignore[no-any-return]
+        return cast(Decider, obj)
     if callable(obj):
         return RuleDecider(obj)
     raise UsageError(

@@ -11,10 +11,12 @@ import functools
 import json
 import logging
 from collections.abc import Callable
+from contextvars import Token
 from typing import Any, TypeVar
 
 from opentelemetry import context as context_api
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 from toolweave.telemetry import TraceContent
@@ -100,17 +102,17 @@ class BatchTrace:
         """The tool of call ``index`` starts: open its span, linked to its dependencies'."""
         self.calls[index] = self._call_span(call_id, tool, deps)
 
-    def enter(self, index: int) -> object | None:
+    def enter(self, index: int) -> Token[Context] | None:
         """Make call ``index``'s span current while its tool runs (threads inherit it); pass
         the token to ``leave``. The engine records the outcome itself when the call settles."""
         span = self.calls.get(index)
         return None if span is None else context_api.attach(trace.set_span_in_context(span))
 
     @staticmethod
-    def leave(token: object | None) -> None:
+    def leave(token: Token[Context] | None) -> None:
         """Undo ``enter``."""
         if token is not None:
-            context_api.detach(token)  # type: ignore[arg-type]
+            context_api.detach(token)
 
     @safely
     def call_ended(

@@ -8,7 +8,7 @@ import os
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, cast
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
@@ -141,7 +141,7 @@ def configure_tracing(
                 "toolweave: a global tracer provider is already set; pass "
                 "Orchestrator(tracer_provider=tracing.provider) to use this one"
             )
-    return Tracing(provider=provider, exporter=span_exporter, kind=kind)  # type: ignore[arg-type]
+    return Tracing(provider=provider, exporter=span_exporter, kind=cast(ExporterName, kind))
 
 
 def _otlp_http(endpoint: str | None, headers: Mapping[str, str] | None) -> SpanExporter:
