@@ -27,6 +27,7 @@ from toolweave import (
     UsageError,
 )
 from toolweave._llm_decider import DEFAULT_INSTRUCTIONS, decision_prompt
+from toolweave._tools import as_tool
 
 __all__ = ["LangChainDecider", "ToolweaveNode", "as_langchain_tools", "from_langchain_tool"]
 
@@ -62,7 +63,7 @@ def as_langchain_tools(tools: Iterable[Tool | Any] | Orchestrator) -> list[Struc
     items = tools.tools.values() if isinstance(tools, Orchestrator) else tools
     out = []
     for item in items:
-        t = Orchestrator([item]).tools.popitem()[1]  # the same conversion run() applies
+        t = as_tool(item)  # the conversion Orchestrator applies
         out.append(
             StructuredTool.from_function(
                 func=None if t.is_async else t.fn,

@@ -9,12 +9,11 @@ an exporter that drops them, so the figures are toolweave's and the SDK's, not a
 from __future__ import annotations
 
 import asyncio
-import statistics
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from bench_engine import noop, raw_taskgroup
+from bench_engine import noop, per_call, raw_taskgroup, table
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import use_span
@@ -29,16 +28,6 @@ class Dropping(SpanExporter):
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         return SpanExportResult.SUCCESS
-
-
-async def per_call(fn: Callable[[], Awaitable[Any]], n: int, budget: int = 20_000) -> float:
-    await fn()
-    times = []
-    for _ in range(max(5, budget // n)):
-        start = time.perf_counter()
-        await fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) / n * 1e6
 
 
 def no_sdk_instrumentation_per_batch(reps: int = 50_000) -> float:
@@ -90,9 +79,9 @@ async def main() -> None:
     rows = []
     for n in (1, 10, 100, 1000):
         calls = [ToolCall(f"c{i}", "noop", {"i": i}) for i in range(n)]
-        raw = await per_call(lambda n=n: raw_taskgroup(n), n)
-        untraced = await per_call(lambda calls=calls: plain.run(calls), n)
-        with_sdk = await per_call(lambda calls=calls: traced.run(calls), n)
+        raw = await per_call(lambda n=n: raw_taskgroup(n), n, 20_000)
+        untraced = await per_call(lambda calls=calls: plain.run(calls), n, 20_000)
+        with_sdk = await per_call(lambda calls=calls: traced.run(calls), n, 20_000)
         rows.append(
             [
                 str(n),
@@ -114,12 +103,7 @@ async def main() -> None:
         "traced - raw",
         "SDK - no SDK",
     ]
-    widths = [max(len(h), *(len(r[k]) for r in rows)) for k, h in enumerate(header)]
-    print("Tracing overhead, microseconds per call (trivial async tool)")
-    print("  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True)))
-    print("  ".join("-" * w for w in widths))
-    for r in rows:
-        print("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)))
+    print(table("Tracing overhead, microseconds per call (trivial async tool)", header, rows))
     print(f"\nSDK alone, one span with 2 attributes: {bare_span:.1f} us")
     print(f"SDK alone, one span with the 9 attributes of a call span: {call_span:.1f} us")
     print(f"Tracing code run per batch with no SDK configured: {batch_cost:.2f} us")

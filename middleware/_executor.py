@@ -110,12 +110,7 @@ class BatchRun:
             self._group = group
             doomed = [p for p in self.prepared if p.error is not None]
             if doomed:
-                skipped = self._scheduler.failed(*(p.index for p in doomed))
-                for p in doomed:
-                    assert p.error is not None
-                    self._record_error(p, p.error)
-                self._record_skipped(skipped)
-                self._ask_after_failure(skipped)
+                self._fail_unstarted(doomed)
             self._launch()
             self.opened.set()
             if open_until is not None:
@@ -135,10 +130,7 @@ class BatchRun:
         if self._scheduler.state[i] == "skipped":  # behind a call that already failed
             self._record_skipped([i])
         elif p.error is not None:
-            skipped = self._scheduler.failed(i)
-            self._record_error(p, p.error)
-            self._record_skipped(skipped)
-            self._ask_after_failure(skipped)
+            self._fail_unstarted([p])
         else:
             self._launch()
 
@@ -152,13 +144,7 @@ class BatchRun:
             if self.results[i] is None:
                 self.prepared[i] = whole[i]
         if doomed:
-            skipped = self._scheduler.failed(*doomed)
-            for i in doomed:
-                error = whole[i].error
-                assert error is not None
-                self._record_error(whole[i], error)
-            self._record_skipped(skipped)
-            self._ask_after_failure(skipped)
+            self._fail_unstarted([whole[i] for i in doomed])
         for i in parked:
             if i not in doomed:
                 self._scheduler.unpark(i, whole[i].deps)
@@ -171,10 +157,12 @@ class BatchRun:
         ready = self._scheduler.take_ready()
         if not ready:
             return
-        gated = [i for i in ready if self.prepared[i].deps] if self._gate else []
-        for i in ready:
-            if not gated or i not in gated:
-                self._start(i, None)
+        direct, gated = ready, []
+        if self._gate is not None:
+            direct = [i for i in ready if not self.prepared[i].deps]
+            gated = [i for i in ready if self.prepared[i].deps]
+        for i in direct:
+            self._start(i, None)
         if gated:
             self._ask_before(gated)
 
@@ -477,6 +465,16 @@ class BatchRun:
     ) -> None:
         skipped = self._scheduler.failed(p.index)
         self._record_error(p, error, arguments, started=started, attempts=attempts)
+        self._record_skipped(skipped)
+        self._ask_after_failure(skipped)
+
+    def _fail_unstarted(self, doomed: list[Prepared]) -> None:
+        """Calls whose errors are known before they run. All are marked failed before any
+        dependent is skipped, so none is reported as skipped because of another."""
+        skipped = self._scheduler.failed(*(p.index for p in doomed))
+        for p in doomed:
+            assert p.error is not None
+            self._record_error(p, p.error)
         self._record_skipped(skipped)
         self._ask_after_failure(skipped)
 

@@ -19,7 +19,7 @@ from ._errors import UsageError
 from ._executor import BatchRun
 from ._log import log_event
 from ._models import BatchResult, DecisionContext, ExecutionPlan, ToolCall
-from ._planner import coerce_batch, plan_batch
+from ._planner import Prepared, coerce_batch, plan_batch
 from ._stream import BatchStream
 from ._tools import Tool, tool_table
 from ._tracing import BatchTrace, end_span, mark_failed, start_batch_span
@@ -128,17 +128,7 @@ class Orchestrator:
         trace = (
             BatchTrace(self._tracer(), span, self.trace_content) if span.is_recording() else None
         )
-        run = BatchRun(
-            prepared,
-            max_concurrency=self.max_concurrency,
-            serial=self.strategy == "serial",  # forced; a detected chain follows its edges
-            executor=self._pool,
-            gate=self._gate(),
-            trace=trace,
-            decide_on=self.decide_on,
-            goal=goal,
-            output_chars=self.decision_output_chars,
-        )
+        run = self._batch_run(prepared, trace, goal)
         try:
             await run.execute()
         except BaseException as exc:
@@ -157,8 +147,21 @@ class Orchestrator:
         ``batch.result``. Each call starts as soon as it is added and its dependencies allow."""
         return BatchStream(self, goal)
 
-    def _gate(self) -> DecisionGate | None:
-        return DecisionGate(self.decider, timeout=self.decider_timeout) if self.decider else None
+    def _batch_run(
+        self, prepared: list[Prepared], trace: BatchTrace | None, goal: str | None
+    ) -> BatchRun:
+        """The run state for one batch, with this orchestrator's options."""
+        return BatchRun(
+            prepared,
+            max_concurrency=self.max_concurrency,
+            serial=self.strategy == "serial",  # forced; a detected chain follows its edges
+            executor=self._pool,
+            gate=DecisionGate(self.decider, timeout=self.decider_timeout) if self.decider else None,
+            trace=trace,
+            decide_on=self.decide_on,
+            goal=goal,
+            output_chars=self.decision_output_chars,
+        )
 
     def _result(
         self, plan: ExecutionPlan, run: BatchRun, started_at: float, trace: BatchTrace | None

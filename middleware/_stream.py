@@ -12,7 +12,6 @@ from opentelemetry import context as context_api
 from opentelemetry import trace
 
 from ._errors import InvalidBatchError
-from ._executor import BatchRun
 from ._models import BatchResult, ToolCall
 from ._planner import Prepared, coerce_batch, plan_batch, prepare_call
 from ._tracing import BatchTrace, end_span, mark_failed, start_batch_span
@@ -63,17 +62,7 @@ class BatchStream:
             else None
         )
         self._started_at = time.time()
-        self._run = BatchRun(
-            [],
-            max_concurrency=o.max_concurrency,
-            serial=o.strategy == "serial",
-            executor=o._pool,
-            gate=o._gate(),
-            trace=self._trace,
-            decide_on=o.decide_on,
-            goal=self._goal,
-            output_chars=o.decision_output_chars,
-        )
+        self._run = o._batch_run([], self._trace, self._goal)
         self._task = asyncio.create_task(self._run.execute(self._closed))
         opened = asyncio.create_task(self._run.opened.wait())
         await asyncio.wait({self._task, opened}, return_when=asyncio.FIRST_COMPLETED)
