@@ -6,6 +6,7 @@ The ``openai`` package is an optional extra; it is imported only when a decision
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import json
 import time
@@ -171,7 +172,7 @@ class IntermediateLLMDecider:
                 raise DeciderUnavailableError(f"no time left within max_wait={self.max_wait:g} s")
             limit = min(self.timeout, left)
             try:
-                async with _timeout(limit):
+                async with asyncio.timeout(limit):
                     return await client.chat.completions.create(
                         model=self.model,
                         messages=messages,
@@ -231,12 +232,6 @@ class _AttemptTimedOut(Exception):
     def __init__(self, limit: float) -> None:
         super().__init__(f"attempt timed out after {limit:g} s")
         self.limit = limit
-
-
-def _timeout(seconds: float) -> Any:
-    import asyncio
-
-    return asyncio.timeout(seconds)
 
 
 def _retryable(exc: BaseException, openai: Any) -> bool:
