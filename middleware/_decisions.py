@@ -16,9 +16,12 @@ from typing import Any, Literal, Protocol, TypeAlias, cast, runtime_checkable
 
 from pydantic import ValidationError
 
+from toolweave.telemetry._values import safe_str
+
 from ._errors import UsageError
 from ._log import log_event
 from ._models import Decision, DecisionContext, DecisionRecord
+from ._threads import Escaped, shared_threads
 
 __all__ = [
     "DecideOn",
@@ -57,6 +60,10 @@ class RuleDecider:
     async). Every rule is consulted: a ``stop`` wins, else the ``skip`` lists are merged, else
     the batch continues.
 
+    Plain (sync) rules run in a worker thread, so one that blocks cannot stall the batch and
+    the decider timeout still applies; ``async def`` rules run on the event loop and must not
+    block it.
+
     >>> def empty_urls(ctx):
     ...     ids = [c.id for c in ctx.waiting if c.name == "fetch" and not c.arguments["url"]]
     ...     return Decision(action="skip", skip=ids, reason="empty url") if ids else None
@@ -73,13 +80,15 @@ class RuleDecider:
         skips: list[str] = []
         reasons: list[str] = []
         for rule in self.rules:
-            answer = rule(context)
+            if _is_async(rule):
+                answer = rule(context)
+            else:
+                answer = await asyncio.wrap_future(shared_threads().submit(rule, context))
             if inspect.isawaitable(answer):
                 answer = await answer
             if answer is None:
                 continue
-            if not isinstance(answer, Decision):
-                answer = Decision.model_validate(answer)
+            answer = _valid(answer)
             if answer.action == "stop":
                 return answer
             if answer.effective == "skip":
@@ -88,6 +97,20 @@ class RuleDecider:
         if skips:
             return Decision(action="skip", skip=skips, reason="; ".join(r for r in reasons if r))
         return Decision(action="continue", reason="no rule objected")
+
+
+def _is_async(fn: Any) -> bool:
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 - an object whose __call__ is async
+    )
+
+
+def _valid(answer: Any) -> Decision:
+    """A ``Decision`` checked field by field: one built with ``model_construct`` (or mutated)
+    may hold anything, so it is validated again like any other answer."""
+    if isinstance(answer, Decision):
+        answer = dict(answer.__dict__)
+    return Decision.model_validate(answer)
 
 
 def as_decider(obj: Any) -> Decider:
@@ -120,17 +143,19 @@ class DecisionGate:
         self.failures = 0
 
     async def ask(self, context: DecisionContext, started_at: float) -> DecisionRecord:
-        """Ask the decider; always return a record, with the fallback if anything went wrong."""
+        """Ask the decider; always return a record, with the fallback if anything went wrong.
+
+        Only ``KeyboardInterrupt`` and cancellation leave this method. The time bound is the
+        caller's: it cancels the asking task, and calls ``expired()`` for the record, so that
+        even a decider that swallows cancellation cannot hold a batch up.
+        """
         start = time.perf_counter()
         ids = context.waiting_ids
         if self.breaker is not None and self.failures >= self.breaker:
             message = f"not asked: the decider failed {self.failures} times in a row in this batch"
             return self._record(context, start, started_at, None, "circuit_open", message)
-        deadline = asyncio.timeout(self.timeout)
         try:
-            async with deadline:
-                answer: Any = await self.decider.decide(context)
-            decision = answer if isinstance(answer, Decision) else Decision.model_validate(answer)
+            decision = _valid(await self.decider.decide(context))
             unknown = (
                 [i for i in decision.skip if i not in ids] if decision.effective == "skip" else []
             )
@@ -139,22 +164,34 @@ class DecisionGate:
                     f"skip names {', '.join(map(repr, unknown))}, not among the waiting calls "
                     f"({', '.join(ids)})"
                 )
-        except TimeoutError as exc:
-            if not deadline.expired():  # the decider's own TimeoutError: a failure like any other
-                message = f"TimeoutError: {exc}"
-                return self._failed(context, start, started_at, "TimeoutError", message)
-            message = f"the decider did not answer within {self.timeout:g} s"
-            return self._failed(context, start, started_at, "timeout", message)
         except ValidationError as exc:
             message = f"the decider's answer is not a valid Decision: {_first(exc)}"
             return self._failed(context, start, started_at, "invalid_decision", message)
         except _InvalidDecision as exc:
             return self._failed(context, start, started_at, "invalid_decision", str(exc))
-        except Exception as exc:  # any failure of the decider means fallback, never a crash
-            message = f"{type(exc).__name__}: {exc}"
-            return self._failed(context, start, started_at, type(exc).__name__, message)
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            raise
+        except BaseException as exc:  # any failure of the decider means fallback, never a crash
+            if isinstance(exc, Escaped):  # a sync rule raised SystemExit or the like
+                exc = exc.exc
+                if isinstance(exc, KeyboardInterrupt):
+                    raise exc from None
+            kind = type(exc).__name__
+            return self._failed(context, start, started_at, kind, f"{kind}: {safe_str(exc)}")
         self.failures = 0
         return self._record(context, start, started_at, decision, None, None)
+
+    def expired(self, context: DecisionContext, started_at: float, start: float) -> DecisionRecord:
+        """The record of a decision that ran past ``timeout``: the fallback applies."""
+        message = f"the decider did not answer within {self.timeout:g} s"
+        return self._failed(context, start, started_at, "timeout", message)
+
+    def cancelled(
+        self, context: DecisionContext, started_at: float, start: float
+    ) -> DecisionRecord:
+        """The record of a decider that cancelled its own task: the fallback applies."""
+        message = "the decider cancelled its own task"
+        return self._failed(context, start, started_at, "cancelled", message)
 
     def _failed(
         self, context: DecisionContext, start: float, at: float, kind: str, message: str

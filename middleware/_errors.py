@@ -9,6 +9,8 @@
     │   └── DeciderUnavailableError  no answer within the time bounds (timeouts, rate limits)
     └── CallError                  one call failed; never raised out of ``run()``, carried on its
         │                          ``CallResult`` (``exception``) with ``call_id`` and ``tool_name``
+        ├── InvalidCallError       the call itself is malformed (a duplicate id, a kind of call
+        │                          toolweave cannot run); an adapter found it while reading
         ├── InvalidArgumentsError  arguments are not a JSON object or fail the tool's schema
         ├── UnknownToolError       the call names a tool the orchestrator does not have
         ├── InvalidReferenceError  a reference is malformed, unknown, circular to itself, or
@@ -25,6 +27,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from toolweave.telemetry._values import safe_str
+
 __all__ = [
     "CallError",
     "CircularDependencyError",
@@ -34,6 +38,7 @@ __all__ = [
     "ErrorType",
     "InvalidArgumentsError",
     "InvalidBatchError",
+    "InvalidCallError",
     "InvalidDecisionError",
     "InvalidReferenceError",
     "ToolExecutionError",
@@ -44,6 +49,7 @@ __all__ = [
 ]
 
 ErrorType = Literal[
+    "invalid_call",
     "invalid_arguments",
     "unknown_tool",
     "invalid_reference",
@@ -106,6 +112,14 @@ class CallError(ToolweaveError):
         self.tool_name = tool_name
         self.detail = detail
         super().__init__(f"call '{call_id}' ({tool_name}): {detail}")
+
+
+class InvalidCallError(CallError):
+    """The call itself cannot run as the model wrote it: an adapter found it malformed while
+    reading the model's response (a repeated id, a custom tool call, a stream that broke off
+    before the call was complete) and said why in ``ToolCall.error``."""
+
+    error_type: ErrorType = "invalid_call"
 
 
 class InvalidArgumentsError(CallError):
@@ -179,7 +193,7 @@ class ToolExecutionError(CallError):
     def __init__(self, exc: BaseException, attempts: int, *, call_id: str, tool_name: str) -> None:
         self.attempts = attempts
         tries = "" if attempts == 1 else f" after {attempts} attempts"
-        text = str(exc) or "(no message)"
+        text = safe_str(exc) or "(no message)"
         super().__init__(
             f"failed{tries}: {type(exc).__name__}: {text}",
             call_id=call_id,

@@ -12,13 +12,16 @@ import contextvars
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal, overload
 
-from opentelemetry.trace import use_span
+from opentelemetry.trace import Span, use_span
 from pydantic import ValidationError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
+
+from toolweave.telemetry._values import safe_str
 
 from ._decisions import DecideOn, DecisionGate, should_ask
 from ._errors import (
@@ -40,18 +43,56 @@ from ._models import (
     ToolCall,
 )
 from ._planner import Prepared
-from ._references import PathError, Reference, extract, preview, resolve_arguments
+from ._references import (
+    PathError,
+    Reference,
+    extract,
+    plain,
+    preview,
+    resolve_arguments,
+    shorten,
+)
 from ._scheduler import Scheduler
+from ._threads import Escaped
 from ._tools import Tool, describe_validation_error
 from ._tracing import BatchTrace
 
-__all__ = ["BatchRun"]
+__all__ = ["BatchRun", "FinishedView", "PendingView"]
+
+_UNSET: Any = object()
+_DECIDER_GRACE = 1.0  # seconds a cancelled decider gets to end before it is left behind
+_LEFT_BEHIND: set[asyncio.Task[None]] = set()  # deciders that ignored cancellation
+
+
+@dataclass(eq=False, slots=True)
+class _Asking:
+    """One decision in flight."""
+
+    context: DecisionContext
+    held: dict[int, dict[str, Any]]
+    settled: asyncio.Future[None]
+    """Done once the outcome was applied (an ``_Abort`` exception on KeyboardInterrupt)."""
+    at: float
+    start: float = field(default_factory=time.perf_counter)
+    span: Span | None = None
+    task: asyncio.Task[None] | None = None
+    timer: asyncio.TimerHandle | None = None
+
+
+async def _settled(future: asyncio.Future[None]) -> None:
+    await future
+
 
 Trigger = Literal["step", "failure"]
 
 
 class _AttemptTimeout(Exception):
     """One attempt ran past the tool's timeout (ours, not a TimeoutError the tool raised)."""
+
+
+class _Abort(Exception):
+    """Raised in a call's task to make the task group cancel every other call, when a
+    ``KeyboardInterrupt`` must leave ``run()``; ``execute()`` raises that interrupt instead."""
 
 
 class BatchRun:
@@ -88,7 +129,14 @@ class BatchRun:
         self._decide_on = decide_on
         self._goal = goal
         self._output_chars = output_chars
-        self._deciding: set[asyncio.Task[None]] = set()
+        self._deciding: set[_Asking] = set()
+        self._lingering: set[asyncio.Task[None]] = set()
+        self._host: asyncio.Task[Any] | None = None
+        self._host_cancelling = 0
+        self._fatal: BaseException | None = None
+        self._finished: list[int] = []  # indexes in the order their results were recorded
+        self._seen: dict[int, FinishedCall] = {}  # what deciders saw of each, built once
+        self._plain: dict[int, Any] = {}  # outputs as reference paths walk them, built once
         self.decisions: list[DecisionRecord] = []
         self.stopped: str | None = None
         """The decider's reason, when it stopped the batch."""
@@ -101,20 +149,46 @@ class BatchRun:
         """Run every call to a final result. With ``open_until`` (a streamed batch) the run also
         takes calls through ``add()`` until that event is set."""
         self._t0 = time.perf_counter()
-        if open_until is None and len(self.prepared) == 1 and self.prepared[0].error is None:
-            # The commonest batch: one call, nothing to wait for, no task group needed.
-            for i in self._scheduler.take_ready():
-                await self._run_call(self.prepared[i])
-            return
-        async with asyncio.TaskGroup() as group:
-            self._group = group
-            doomed = [p for p in self.prepared if p.error is not None]
-            if doomed:
-                self._fail_unstarted(doomed)
-            self._launch()
-            self.opened.set()
-            if open_until is not None:
-                await open_until.wait()  # the group stays open while calls may still arrive
+        self._host = asyncio.current_task()
+        self._host_cancelling = self._host.cancelling() if self._host is not None else 0
+        try:
+            if open_until is None and len(self.prepared) == 1 and self.prepared[0].error is None:
+                # The commonest batch: one call, nothing to wait for, no task group needed. The
+                # call still gets its own task, so a tool that cancels itself is told apart
+                # from the caller cancelling run().
+                for i in self._scheduler.take_ready():
+                    await asyncio.create_task(self._run_call(self.prepared[i]))
+                return
+            async with asyncio.TaskGroup() as group:
+                self._group = group
+                doomed = [p for p in self.prepared if p.error is not None]
+                if doomed:
+                    self._fail_unstarted(doomed)
+                self._launch()
+                self.opened.set()
+                if open_until is not None:
+                    await open_until.wait()  # the group stays open while calls may still arrive
+        except (_Abort, BaseExceptionGroup):
+            if self._fatal is not None:
+                raise self._fatal from None
+            raise
+        finally:
+            if self._deciding or self._lingering:
+                await self._end_decisions()
+
+    def _cancelled(self) -> bool:
+        """Whether the run itself is being cancelled (or interrupted), as opposed to a tool or
+        decider cancelling its own task."""
+        if self._fatal is not None:
+            return True
+        host = self._host
+        return host is not None and host.cancelling() > self._host_cancelling
+
+    def _interrupted(self, exc: BaseException) -> _Abort:
+        """A ``KeyboardInterrupt`` inside a call or decision: remember it, and abort the group."""
+        if self._fatal is None:
+            self._fatal = exc
+        return _Abort()
 
     def add(self, p: Prepared, *, parked: bool = False) -> None:
         """A call of a streamed batch, planned against the calls before it; it starts as soon
@@ -175,7 +249,7 @@ class BatchRun:
             try:
                 arguments = self._arguments(p)
             except CallError as exc:
-                self._fail(p, exc, None, started=None, attempts=0)
+                self._fail(p, exc, None, None, 0)
                 self._launch()
                 return
         await self._invoke(p, arguments)
@@ -191,7 +265,7 @@ class BatchRun:
             try:
                 resolved[i] = self._arguments(p)
             except CallError as exc:  # nothing to decide about a call that cannot run
-                self._fail(p, exc, None, started=None, attempts=0)
+                self._fail(p, exc, None, None, 0)
         if not resolved:
             return
         context = self._context(list(resolved), resolved, "step")
@@ -211,49 +285,107 @@ class BatchRun:
 
     def _spawn_decision(self, context: DecisionContext, held: dict[int, dict[str, Any]]) -> None:
         assert self._group is not None
-        task = self._group.create_task(self._decide(context, held))
-        self._deciding.add(task)
-        task.add_done_callback(self._deciding.discard)
-
-    async def _decide(self, context: DecisionContext, held: dict[int, dict[str, Any]]) -> None:
         assert self._gate is not None
-        span = self._trace.decision_started(context) if self._trace is not None else None
+        loop = asyncio.get_running_loop()
+        d = _Asking(context, held, loop.create_future(), self.now())
+        # The decider runs in a task of its own, outside the group, so one that ignores
+        # cancellation cannot keep the batch open; the group waits on ``settled`` instead.
+        self._group.create_task(_settled(d.settled))
+        d.span = self._trace.decision_started(context) if self._trace is not None else None
+        d.task = asyncio.create_task(self._decide(d))
+        self._deciding.add(d)
+        if self._gate.timeout is not None:
+            d.timer = loop.call_later(self._gate.timeout, self._overdue, d)
+
+    async def _decide(self, d: _Asking) -> None:
+        assert self._gate is not None
         try:
-            if span is None:
-                record = await self._gate.ask(context, self.now())
+            if d.span is None:
+                record = await self._gate.ask(d.context, d.at)
             else:  # a decider's own client spans nest under the decision's
                 with use_span(
-                    span, end_on_exit=False, record_exception=False, set_status_on_exception=False
+                    d.span, end_on_exit=False, record_exception=False, set_status_on_exception=False
                 ):
-                    record = await self._gate.ask(context, self.now())
+                    record = await self._gate.ask(d.context, d.at)
+        except KeyboardInterrupt as exc:
+            self._interrupted(exc)
+            if not d.settled.done():
+                d.settled.set_exception(_Abort())  # the group aborts, execute() re-raises
+            return
         except asyncio.CancelledError:
-            if self.stopped is None:
-                raise  # the run itself is being cancelled
+            if self._cancelled():
+                raise
             task = asyncio.current_task()
-            if task is not None:
+            while task is not None and task.cancelling():
                 task.uncancel()
-            record = DecisionRecord(
-                call_ids=context.waiting_ids,
-                decision=Decision(action="stop", reason=self.stopped),
-                fallback=True,
-                error="not needed: another decision stopped the batch",
-                error_type="cancelled",
-                elapsed=0.0,
-                started_at=self.now(),
-                trigger=context.trigger,
+            if d.settled.done():  # timed out: the fallback already applied
+                return
+            if self.stopped is not None:  # cancelled by _stop(): another decision stopped all
+                record = DecisionRecord(
+                    call_ids=d.context.waiting_ids,
+                    decision=Decision(action="stop", reason=self.stopped),
+                    fallback=True,
+                    error="not needed: another decision stopped the batch",
+                    error_type="cancelled",
+                    elapsed=time.perf_counter() - d.start,
+                    started_at=d.at,
+                    trigger=d.context.trigger,
+                )
+            else:
+                record = self._gate.cancelled(d.context, d.at, d.start)
+        if d.settled.done():  # the answer came after the timeout's fallback was applied
+            log_event(logging.WARNING, "orchestration.decision_too_late")
+            return
+        self._settle(d, record)
+
+    def _overdue(self, d: _Asking) -> None:
+        """The decider ran past ``decider_timeout``: apply the fallback now, and cancel it."""
+        if d.settled.done():
+            return
+        assert self._gate is not None
+        assert d.task is not None
+        d.task.cancel()
+        self._settle(d, self._gate.expired(d.context, d.at, d.start))
+
+    def _settle(self, d: _Asking, record: DecisionRecord) -> None:
+        """Apply a decision's outcome (once), then let the group close if nothing else runs."""
+        if d.timer is not None:
+            d.timer.cancel()
+        try:
+            self.decisions.append(record)
+            if self._trace is not None:
+                self._trace.decision_ended(d.span, record)
+            log_event(
+                logging.DEBUG,
+                "orchestration.decision_made",
+                call_ids=",".join(record.call_ids),
+                action=record.decision.effective,
+                fallback=record.fallback,
             )
-        self.decisions.append(record)
-        if self._trace is not None:
-            self._trace.decision_ended(span, record)
-        log_event(
-            logging.DEBUG,
-            "orchestration.decision_made",
-            call_ids=",".join(record.call_ids),
-            action=record.decision.effective,
-            fallback=record.fallback,
-        )
-        self._apply(record, held)
-        self._launch()
+            self._apply(record, d.held)
+            self._launch()
+        finally:
+            d.settled.set_result(None)
+            self._deciding.discard(d)
+            if d.task is not None and not d.task.done():
+                self._lingering.add(d.task)  # ended by _decide, or ignoring cancellation
+
+    async def _end_decisions(self) -> None:
+        """At the end of the run: cancel what still decides and give it a moment to end; a
+        decider that ignores cancellation is left behind, logged, and never awaited."""
+        tasks = {d.task for d in self._deciding if d.task is not None} | self._lingering
+        for d in self._deciding:
+            if d.timer is not None:
+                d.timer.cancel()
+        tasks = {t for t in tasks if not t.done()}
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            _, stuck = await asyncio.wait(tasks, timeout=_DECIDER_GRACE)
+            for t in stuck:
+                log_event(logging.WARNING, "orchestration.decider_left_running")
+                _LEFT_BEHIND.add(t)
+                t.add_done_callback(_LEFT_BEHIND.discard)
 
     def _apply(self, record: DecisionRecord, held: dict[int, dict[str, Any]]) -> None:
         decision = record.decision
@@ -276,9 +408,9 @@ class BatchRun:
         if self.stopped is None:
             self.stopped = reason or "no reason given"
             current = asyncio.current_task()
-            for task in list(self._deciding):
-                if task is not current:
-                    task.cancel()
+            for d in list(self._deciding):
+                if d.task is not None and d.task is not current and not d.settled.done():
+                    d.task.cancel()
         message = f"stopped by decider: {self.stopped}"
         for i in self._scheduler.stop():
             self._record(
@@ -297,24 +429,36 @@ class BatchRun:
                 if arguments is None
                 else ToolCall(call.id, call.name, arguments, call.depends_on)
             )
-        behind = self._scheduler.waiting_descendants(indexes)
-        return DecisionContext(
-            finished=[
-                FinishedCall(
-                    call_id=r.call_id,
-                    name=r.name,
-                    status=r.status,
-                    output=None if r.status != "ok" else preview(r.output, self._output_chars),
-                    error=r.error,
-                )
-                for r in self.results
-                if r is not None
-            ],
+        # Views, not lists: building every finished call's preview and every pending call at
+        # each decision made a long chain quadratic. A view costs nothing until it is read.
+        return DecisionContext.model_construct(
+            finished=FinishedView(self, len(self._finished)),
             waiting=waiting,
-            pending=[self.prepared[i].call for i in behind],
+            pending=PendingView(self, indexes, self._scheduler.snapshot()),
             goal=self._goal,
             trigger=trigger,
         )
+
+    def finished_call(self, position: int) -> FinishedCall:
+        """The ``position``-th call to finish, as deciders see it (built once per call)."""
+        i = self._finished[position]
+        seen = self._seen.get(i)
+        if seen is None:
+            r = self.results[i]
+            assert r is not None
+            self._seen[i] = seen = FinishedCall(
+                call_id=r.call_id,
+                name=r.name,
+                status=r.status,
+                output=None if r.status != "ok" else preview(r.output, self._output_chars),
+                error=r.error,
+            )
+        return seen
+
+    def pending_calls(self, indexes: list[int], as_of: tuple[int, int]) -> list[ToolCall]:
+        """Calls that had not started at ``as_of`` and wait behind ``indexes``."""
+        behind = self._scheduler.waiting_descendants(indexes, as_of)
+        return [self.prepared[i].call for i in behind]
 
     def _arguments(self, p: Prepared) -> dict[str, Any]:
         """Resolve references against finished outputs, then validate against the schema."""
@@ -330,7 +474,8 @@ class BatchRun:
             ) from None
         except Exception as exc:  # a validator of the schema's own types raised something else
             raise InvalidArgumentsError(
-                f"invalid arguments: {type(exc).__name__}: {exc}. Fix them and call again.",
+                f"invalid arguments: {type(exc).__name__}: {safe_str(exc, 300)}. "
+                "Fix them and call again.",
                 call_id=p.call.id,
                 tool_name=p.call.name,
             ) from exc
@@ -338,17 +483,25 @@ class BatchRun:
     def _value_of(self, p: Prepared, ref: Reference) -> Any:
         target = p.targets[ref.target]
         output = self._outputs[target]
+        if ref.path == "$":
+            return output
+        walked = self._plain.get(target, _UNSET)
+        if walked is _UNSET:
+            self._plain[target] = walked = plain(output)
         try:
-            return extract(output, ref)
+            return extract(walked, ref)
         except PathError as exc:
-            source = self.prepared[target].call
-            raise InvalidReferenceError(
-                f"reference {ref.text!r} found no value: {exc}; the output of call "
-                f"'{source.id}' ({source.name}) was: {preview(output)}. "
-                "Change the path to match that output.",
-                call_id=p.call.id,
-                tool_name=p.call.name,
-            ) from None
+            problem = str(exc)
+        except Exception as exc:  # an output that breaks the path walker: this call's error
+            problem = f"the lookup failed: {type(exc).__name__}: {safe_str(exc, 200)}"
+        source = self.prepared[target].call
+        raise InvalidReferenceError(
+            f"reference {shorten(ref.text)!r} found no value: {problem}; the output of call "
+            f"'{source.id}' ({source.name}) was: {preview(output)}. "
+            "Change the path to match that output.",
+            call_id=p.call.id,
+            tool_name=p.call.name,
+        )
 
     async def _invoke(self, p: Prepared, arguments: dict[str, Any]) -> None:
         tool = p.tool
@@ -398,26 +551,34 @@ class BatchRun:
                     reraise=True,
                 )(attempt)
         except asyncio.CancelledError as exc:
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
+            if self._cancelled():
                 raise  # the run itself is being cancelled
-            # The tool cancelled itself; TaskGroup would drop such a task without a trace.
-            error: CallError = ToolExecutionError(
-                exc, attempts, call_id=p.call.id, tool_name=p.call.name
-            )
-            error.__cause__ = exc
-            self._fail(p, error, arguments, started=started, attempts=attempts)
+            # The tool cancelled its own task; TaskGroup would drop it without a trace.
+            task = asyncio.current_task()
+            while task is not None and task.cancelling():
+                task.uncancel()
+            self._fail(p, self._tool_error(p, exc, attempts), arguments, started, attempts)
         except _AttemptTimeout:
             error = ToolTimeoutError(
                 tool.timeout or 0.0, attempts, call_id=p.call.id, tool_name=p.call.name
             )
-            self._fail(p, error, arguments, started=started, attempts=attempts)
-        except Exception as exc:  # a tool's failure is a result, never an escape from run()
-            error = ToolExecutionError(exc, attempts, call_id=p.call.id, tool_name=p.call.name)
-            error.__cause__ = exc
-            self._fail(p, error, arguments, started=started, attempts=attempts)
+            self._fail(p, error, arguments, started, attempts)
+        except KeyboardInterrupt as exc:
+            raise self._interrupted(exc) from None
+        except BaseException as exc:  # a tool's failure is a result, never an escape from run()
+            if isinstance(exc, Escaped):  # raised in a worker thread (SystemExit, say)
+                exc = exc.exc
+                if isinstance(exc, KeyboardInterrupt):
+                    raise self._interrupted(exc) from None
+            self._fail(p, self._tool_error(p, exc, attempts), arguments, started, attempts)
         else:
             self._succeed(p, output, arguments, started, attempts)
+
+    @staticmethod
+    def _tool_error(p: Prepared, exc: BaseException, attempts: int) -> CallError:
+        error = ToolExecutionError(exc, attempts, call_id=p.call.id, tool_name=p.call.name)
+        error.__cause__ = exc
+        return error
 
     async def _call(self, tool: Tool, arguments: dict[str, Any]) -> Any:
         args, kwargs = tool.bind(arguments)
@@ -425,7 +586,7 @@ class BatchRun:
             return await tool.fn(*args, **kwargs)
         # A thread cannot be interrupted: on timeout or cancellation it runs on, unobserved.
         run = functools.partial(contextvars.copy_context().run, tool.fn, *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(self._executor(), run)
+        return await asyncio.wrap_future(self._executor().submit(run))
 
     def _mark_started(self, p: Prepared) -> float:
         self._order[p.index] = order = len(self._order)
@@ -459,7 +620,6 @@ class BatchRun:
         p: Prepared,
         error: CallError,
         arguments: dict[str, Any] | None,
-        *,
         started: float | None,
         attempts: int,
     ) -> None:
@@ -521,6 +681,7 @@ class BatchRun:
         started: float | None = None,
         attempts: int = 0,
     ) -> None:
+        self._finished.append(p.index)
         self.results[p.index] = result = CallResult(
             call_id=p.call.id,
             name=p.call.name,
@@ -547,3 +708,60 @@ class BatchRun:
             status=status,
             attempts=attempts,
         )
+
+
+class FinishedView(Sequence[FinishedCall]):
+    """The calls finished when a decision was asked for, in the order they finished; each is
+    built when first read, once per batch."""
+
+    def __init__(self, run: BatchRun, length: int) -> None:
+        self._run = run
+        self._length = length
+
+    def __len__(self) -> int:
+        return self._length
+
+    @overload
+    def __getitem__(self, index: int) -> FinishedCall: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[FinishedCall]: ...
+    def __getitem__(self, index: int | slice) -> FinishedCall | list[FinishedCall]:
+        if isinstance(index, slice):
+            return [self._run.finished_call(k) for k in range(*index.indices(self._length))]
+        if index < 0:
+            index += self._length
+        if not 0 <= index < self._length:
+            raise IndexError("finished call index out of range")
+        return self._run.finished_call(index)
+
+    def __repr__(self) -> str:
+        return f"FinishedView({len(self)} calls)"
+
+
+class PendingView(Sequence[ToolCall]):
+    """The calls that waited behind a decision's calls when it was asked for; the search runs
+    when the view is first read, against the scheduler's record of that moment."""
+
+    def __init__(self, run: BatchRun, indexes: list[int], as_of: tuple[int, int]) -> None:
+        self._run = run
+        self._indexes = indexes
+        self._as_of = as_of
+        self._calls: list[ToolCall] | None = None
+
+    def _list(self) -> list[ToolCall]:
+        if self._calls is None:
+            self._calls = self._run.pending_calls(self._indexes, self._as_of)
+        return self._calls
+
+    def __len__(self) -> int:
+        return len(self._list())
+
+    @overload
+    def __getitem__(self, index: int) -> ToolCall: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[ToolCall]: ...
+    def __getitem__(self, index: int | slice) -> ToolCall | list[ToolCall]:
+        return self._list()[index]
+
+    def __repr__(self) -> str:
+        return f"PendingView({len(self)} calls)"

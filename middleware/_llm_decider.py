@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
+import math
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -222,7 +223,7 @@ class IntermediateLLMDecider:
         except ValidationError as exc:
             err = exc.errors(include_url=False)[0]
             where = ".".join(str(p) for p in err["loc"]) or "answer"
-            shown = preview(content, 200)
+            shown = preview(content, 200)  # never raises, whatever the model wrote
             raise InvalidDecisionError(
                 f"the answer is not a valid decision ('{where}': {err['msg']}): {shown}"
             ) from None
@@ -248,20 +249,30 @@ def retry_after(exc: BaseException | None) -> float | None:
     headers = getattr(response, "headers", None)
     if headers is None:
         return None
-    value = headers.get("retry-after-ms")
-    if value is not None:
-        try:
-            return max(0.0, float(value) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
     try:
-        return max(0.0, float(value))
-    except ValueError:
+        value = headers.get("retry-after-ms")
+        if value is not None:
+            seconds = _seconds(value, 1000)
+            if seconds is not None:
+                return seconds
+        value = headers.get("retry-after")
+        if value is None:
+            return None
+        seconds = _seconds(value, 1)
+        if seconds is not None:
+            return seconds
         moment = email.utils.parsedate_to_datetime(value)
-        return max(0.0, moment.timestamp() - time.time()) if moment else None
+        return max(0.0, moment.timestamp() - time.time())
+    except Exception:  # a malformed date or header: no wait asked for
+        return None
+
+
+def _seconds(value: Any, per_second: int) -> float | None:
+    try:
+        seconds = float(value) / per_second
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 class _ServerAwareWait(wait_base):

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import Annotated, Any, Literal, NamedTuple
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SerializationInfo,
+    field_serializer,
+)
+
+from toolweave.telemetry._values import to_jsonable, to_text
 
 from ._errors import ErrorType
 
@@ -29,16 +39,29 @@ CallStatus = Literal["ok", "error", "skipped"]
 Strategy = Literal["parallel", "serial", "dag"]
 
 
-def _none_as_empty(value: Any) -> Any:
-    # Some models send "arguments": null for a tool that takes none.
-    return {} if value is None else value
-
-
 def _ids_as_text(value: Any) -> Any:
-    # A model may write a 1-based position as a number: depends_on=[1].
+    # A model may write a 1-based position as a number: depends_on=[1]. Anything else that is
+    # not text becomes text too, so the planner can name it in this call's error.
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
     if isinstance(value, list | tuple):
-        return [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
+        return [v if isinstance(v, str) else to_text(v, 80) for v in value]
     return value
+
+
+def _arguments_in(value: Any) -> Any:
+    # Some models send "arguments": null for a tool that takes none. Other values that are not
+    # an object or JSON text (a list, a number) become JSON text, which the planner reports as
+    # this call's error rather than the batch's.
+    if value is None:
+        return {}
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return value
+    if isinstance(value, str):
+        return value
+    return to_text(value)
 
 
 class ToolCall(BaseModel):
@@ -50,16 +73,23 @@ class ToolCall(BaseModel):
     ordering that no reference expresses.
 
     Fields may be given by position: ``ToolCall("c1", "search", {"q": "x"})``.
+
+    ``error`` is for adapters: a call the model wrote but toolweave cannot run as written (a
+    repeated id, a custom tool call, a call a broken stream left incomplete) still belongs in
+    the batch, so it gets its one result; with ``error`` set it never runs and its result is an
+    ``invalid_call`` error with that text.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     id: str = Field(min_length=1)
     name: str = Field(min_length=1)
-    arguments: Annotated[dict[str, Any] | str, BeforeValidator(_none_as_empty)] = Field(
+    arguments: Annotated[dict[str, Any] | str, BeforeValidator(_arguments_in)] = Field(
         default_factory=dict
     )
     depends_on: Annotated[list[str], BeforeValidator(_ids_as_text)] = Field(default_factory=list)
+    error: str | None = None
+    """Why this call cannot run, when the adapter that read it already knows."""
 
     def __init__(self, *args: Any, **data: Any) -> None:
         if len(args) > 4:
@@ -240,11 +270,15 @@ class DecisionContext(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    finished: list[FinishedCall]
+    finished: Sequence[FinishedCall]
+    """Calls that have ended, in the order they ended. The engine passes a read-only view
+    that builds each entry when first read, so a decision costs the same at step 2,000 as at
+    step 2: read what you need (``finished[-1]``, say) rather than copying it all."""
     waiting: list[ToolCall]
     """The calls this decision is about, with their references resolved."""
-    pending: list[ToolCall]
-    """Calls not started yet that wait behind them (arguments as the model wrote them)."""
+    pending: Sequence[ToolCall]
+    """Calls not started yet that wait behind them (arguments as the model wrote them); a
+    view found when first read."""
     goal: str | None = None
     """The user's request, as given to ``Orchestrator.run(..., goal=...)``."""
     trigger: Literal["step", "failure"] = "step"
@@ -252,6 +286,18 @@ class DecisionContext(BaseModel):
     waiting calls (its dependents) will be skipped; the choice is whether to stop the batch."""
 
     _usage: dict[str, int] | None = PrivateAttr(default=None)
+
+    @field_serializer("finished")
+    def _as_list(self, calls: Sequence[FinishedCall]) -> list[FinishedCall]:
+        return list(calls)  # the engine's lazy views dump like the lists they stand for
+
+    @field_serializer("waiting", "pending")
+    def _calls(self, calls: Sequence[ToolCall], info: SerializationInfo) -> list[Any]:
+        # Resolved arguments hold tools' outputs, which may be anything: JSON-safe in JSON mode.
+        if info.mode_is_json():
+            return [to_jsonable(c.model_dump()) for c in calls]
+        return [c.model_dump() for c in calls]
+
     _model: str | None = PrivateAttr(default=None)
 
     @property

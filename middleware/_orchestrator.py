@@ -6,7 +6,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor
+from types import TracebackType
 from typing import Any, Literal
 
 from opentelemetry import trace
@@ -21,6 +22,7 @@ from ._log import log_event
 from ._models import BatchResult, DecisionContext, ExecutionPlan, ToolCall
 from ._planner import Prepared, coerce_batch, plan_batch
 from ._stream import BatchStream
+from ._threads import WorkerThreads
 from ._tools import Tool, tool_table
 from ._tracing import BatchTrace, end_span, mark_failed, start_batch_span
 
@@ -30,7 +32,6 @@ __all__ = ["Orchestrator"]
 
 _STRATEGIES = ("auto", "serial")
 _GLOBAL_TRACER = trace.get_tracer("toolweave", _VERSION)
-_DEFAULT_THREADS = 64
 
 
 class Orchestrator:
@@ -40,6 +41,11 @@ class Orchestrator:
     mapping. ``max_concurrency`` bounds how many calls of one batch run at once (None: no
     bound). ``strategy="auto"`` runs each call as soon as its dependencies succeeded;
     ``"serial"`` runs calls one by one in batch order, for tools with side effects.
+
+    Blocking (sync) tools run in the orchestrator's worker threads, one per running call: a
+    call never waits for a thread, even behind calls whose threads were abandoned on timeout.
+    ``async with Orchestrator(...) as o:`` (or ``aclose()``/``close()``) releases them when you
+    are done; idle threads also end by themselves, and they never keep a process alive.
     """
 
     def __init__(
@@ -92,7 +98,31 @@ class Orchestrator:
         )
         """Whether tool arguments and outputs go on spans (off unless opted in)."""
         self._own_tracer: trace.Tracer | None = None
-        self._threads: ThreadPoolExecutor | None = None
+        self._threads: WorkerThreads | None = None
+        self._closed = False
+
+    async def __aenter__(self) -> Orchestrator:
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Release the worker threads; ``run()`` raises ``UsageError`` afterwards. Threads
+        still running an abandoned blocking call end when it returns; nothing waits for them."""
+        self.close()
+
+    def close(self) -> None:
+        """``aclose()`` for synchronous code."""
+        self._closed = True
+        if self._threads is not None:
+            self._threads.shutdown(wait=False)
+            self._threads = None
 
     def plan(self, calls: Iterable[ToolCall | Mapping[str, Any]]) -> ExecutionPlan:
         """Plan ``calls`` without running anything. Raises ``InvalidBatchError`` for a batch
@@ -109,12 +139,13 @@ class Orchestrator:
         it, ``CancelledError`` after every running call was cancelled. A tool's exception,
         timeout or bad arguments become that call's result.
         """
+        self._check_open()
         span = start_batch_span(self._tracer(), self.workflow_name)
         try:
             with use_span(span, end_on_exit=False, record_exception=False):
                 return await self._run(span, calls, goal)
         except BaseException as exc:
-            mark_failed(span, exc)
+            mark_failed(span, exc, self.trace_content)
             raise
         finally:
             end_span(span)
@@ -145,7 +176,12 @@ class Orchestrator:
         """A batch whose calls arrive one by one, as a streamed model response writes them:
         ``async with orchestrator.stream() as batch: batch.add(call)``, then
         ``batch.result``. Each call starts as soon as it is added and its dependencies allow."""
+        self._check_open()
         return BatchStream(self, goal)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise UsageError("this Orchestrator was closed; create a new one to run more batches")
 
     def _batch_run(
         self, prepared: list[Prepared], trace: BatchTrace | None, goal: str | None
@@ -193,7 +229,10 @@ class Orchestrator:
     def run_sync(
         self, calls: Iterable[ToolCall | Mapping[str, Any]], *, goal: str | None = None
     ) -> BatchResult:
-        """``run()`` for code without an event loop. Inside a running loop, await ``run()``."""
+        """``run()`` for code without an event loop. Inside a running loop, await ``run()``.
+
+        A blocking tool may call ``run_sync`` (on this orchestrator or another): it runs in a
+        worker thread, which has no event loop, and gets threads of its own."""
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -203,12 +242,10 @@ class Orchestrator:
         )
 
     def _pool(self) -> Executor:
-        # Our own pool: the loop's default one has only cpu_count + 4 threads, which would
-        # serialise a batch of blocking tools on a small machine.
+        # Our own threads: the loop's default pool has only cpu_count + 4 of them, a fixed
+        # number that abandoned calls would use up, and asyncio.run() waits for it at exit.
         if self._threads is None:
-            self._threads = ThreadPoolExecutor(
-                max_workers=self.max_concurrency or _DEFAULT_THREADS, thread_name_prefix="toolweave"
-            )
+            self._threads = WorkerThreads("toolweave")
         return self._threads
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 import logging
+import sys
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,12 +25,20 @@ from ._errors import (
     CircularDependencyError,
     InvalidArgumentsError,
     InvalidBatchError,
+    InvalidCallError,
     InvalidReferenceError,
     UnknownToolError,
 )
 from ._log import log_event
 from ._models import ExecutionPlan, PlannedCall, ToolCall
-from ._references import Found, ReferenceSyntaxError, compile_arguments
+from ._references import (
+    MAX_ARGUMENT_DEPTH,
+    ArgumentsTooDeepError,
+    Found,
+    ReferenceSyntaxError,
+    compile_arguments,
+    shorten,
+)
 from ._tools import Tool
 
 __all__ = ["Prepared", "coerce_batch", "plan_batch", "prepare_call"]
@@ -180,6 +189,8 @@ def prepare_call(
     tool = tools.get(call.name) if tools is not None else None
     p = Prepared(index, call, tool, {}, _NOTHING, [], False, _NOTHING, None, None)
     try:
+        if call.error is not None:
+            raise InvalidCallError(call.error, call_id=call.id, tool_name=call.name)
         arguments = _parse_arguments(call)
         if tools is not None and tool is None:
             raise UnknownToolError(
@@ -187,6 +198,13 @@ def prepare_call(
             )
         try:
             p.arguments, found = compile_arguments(arguments)
+        except ArgumentsTooDeepError as exc:
+            raise InvalidArgumentsError(
+                f"argument '{shorten(exc.location)}' is nested more than "
+                f"{MAX_ARGUMENT_DEPTH} levels deep. Send a flatter object.",
+                call_id=call.id,
+                tool_name=call.name,
+            ) from None
         except ReferenceSyntaxError as exc:
             detail = f"argument '{exc.location}' has a malformed reference: {exc}"
             raise _ref_error(call, detail) from None
@@ -212,7 +230,8 @@ def _collect_edges(
         p.output_mapping = mapping = {}
         p.targets = targets = {}
         for f in found:
-            mapping[f.location] = f.text
+            # References only, never the text around them: the plan goes on spans.
+            mapping[f.location] = ", ".join(r.text for r in f.references)
             for ref in f.references:
                 target = _target_index(ref.target, index_of, n)
                 trouble = _edge_problem(p.index, target, serial)
@@ -220,7 +239,7 @@ def _collect_edges(
                     targets[ref.target] = target
                     deps[target] = None
                 elif problem is None:
-                    problem = f"argument '{f.location}' refers to {ref.text!r}, " + (
+                    problem = f"argument '{f.location}' refers to {shorten(ref.text)!r}, " + (
                         trouble or _no_such_call(ref.target, n)
                     )
     for written in p.call.depends_on:
@@ -229,7 +248,9 @@ def _collect_edges(
         if trouble is None and target is not None:
             deps[target] = None
         elif problem is None:
-            problem = f"depends_on names '{written}', " + (trouble or _no_such_call(written, n))
+            problem = f"depends_on names '{shorten(written)}', " + (
+                trouble or _no_such_call(written, n)
+            )
     p.deps = list(deps)
     return problem
 
@@ -248,6 +269,20 @@ def _parse_arguments(call: ToolCall) -> dict[str, Any]:
                 call_id=call.id,
                 tool_name=call.name,
             ) from None
+        except ValueError:  # Python's int-to-string limit (4,300 digits by default)
+            raise InvalidArgumentsError(
+                f"arguments hold a number with more than {sys.get_int_max_str_digits()} "
+                "digits. Send such a number as a string.",
+                call_id=call.id,
+                tool_name=call.name,
+            ) from None
+        except RecursionError:
+            raise InvalidArgumentsError(
+                f"arguments are nested too deeply to parse (more than {MAX_ARGUMENT_DEPTH} "
+                "levels are never accepted). Send a flatter object.",
+                call_id=call.id,
+                tool_name=call.name,
+            ) from None
     if not isinstance(raw, dict):
         raise InvalidArgumentsError(
             f"arguments must be a JSON object, got {type(raw).__name__}. "
@@ -262,9 +297,15 @@ def _target_index(written: str, index_of: Mapping[str, int], n: int) -> int | No
     found = index_of.get(written)
     if found is not None:
         return found
-    if written.isdigit() and 1 <= int(written) <= n:
+    # Positions are ASCII digits only ("²" and "١" are digits to str.isdigit), and no longer
+    # than the batch's size needs: int() of 5,000 digits would raise.
+    if _is_position(written) and len(written) <= len(str(n)) and 1 <= int(written) <= n:
         return int(written) - 1
     return None
+
+
+def _is_position(written: str) -> bool:
+    return written.isascii() and written.isdigit()
 
 
 def _edge_problem(index: int, target: int | None, serial: bool) -> str | None:
@@ -282,17 +323,17 @@ def _edge_problem(index: int, target: int | None, serial: bool) -> str | None:
 
 def _no_such_call(written: str, n: int) -> str:
     return (
-        f"but the batch has no call with id '{written}'"
-        + (f" and only {n} calls" if written.isdigit() else "")
+        f"but the batch has no call with id '{shorten(written)}'"
+        + (f" and only {n} calls" if _is_position(written) else "")
         + "; refer to another call of this batch by its id or its 1-based position"
     )
 
 
 def _unknown_tool(name: str, tools: Mapping[str, Tool]) -> str:
-    close = difflib.get_close_matches(name, list(tools), n=1)
+    close = difflib.get_close_matches(name, list(tools), n=1) if len(name) <= 200 else []
     hint = f" Did you mean '{close[0]}'?" if close else ""
     names = ", ".join(sorted(tools)) or "none"
-    return f"unknown tool '{name}'.{hint} Available tools: {names}."
+    return f"unknown tool '{shorten(name)}'.{hint} Available tools: {names}."
 
 
 def _ref_error(call: ToolCall, detail: str) -> InvalidReferenceError:

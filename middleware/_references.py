@@ -16,7 +16,6 @@ on first use and are cached, since parsing costs far more than a lookup.
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from collections.abc import Callable
 from functools import lru_cache
@@ -25,7 +24,12 @@ from typing import Any, NamedTuple
 from jsonpath_ng.ext.parser import parse as parse_jsonpath
 from pydantic import BaseModel
 
+from toolweave.telemetry._values import safe_str, to_jsonable, to_text
+
 __all__ = [
+    "MAX_ARGUMENT_DEPTH",
+    "MAX_PATH_STEPS",
+    "ArgumentsTooDeepError",
     "Found",
     "PathError",
     "Reference",
@@ -34,7 +38,15 @@ __all__ = [
     "compile_arguments",
     "extract",
     "resolve_arguments",
+    "shorten",
 ]
+
+MAX_ARGUMENT_DEPTH = 64
+"""Arguments nested deeper than this are the call's error (nothing here recurses further)."""
+MAX_PATH_STEPS = 64
+"""A reference path with more steps than this is malformed (the JSONPath parser recurses)."""
+_MAX_PATH_CHARS = 2000
+_SHOWN = 80
 
 _OUTPUT_PREVIEW = 300
 _SCALARS = frozenset({int, float, bool, type(None)})
@@ -53,6 +65,14 @@ class ReferenceSyntaxError(ValueError):
 
     def __init__(self, message: str, location: str) -> None:
         super().__init__(message)
+        self.location = location
+
+
+class ArgumentsTooDeepError(ValueError):
+    """Arguments nested past ``MAX_ARGUMENT_DEPTH``; ``location`` is where the walk stopped."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__(f"arguments nested more than {MAX_ARGUMENT_DEPTH} levels deep")
         self.location = location
 
 
@@ -124,57 +144,71 @@ def extract(output: Any, reference: Reference) -> Any:
         return output
     expression, multi = _compile_path(reference.path)
     try:
-        matches = [m.value for m in expression.find(_plain(output))]
+        matches = [m.value for m in expression.find(plain(output))]
     except Exception as exc:  # a filter comparing values of different types, say
         raise PathError(
-            f"evaluating {reference.path} failed: {type(exc).__name__}: {exc}"
+            f"evaluating {shorten(reference.path)} failed: {type(exc).__name__}: "
+            f"{safe_str(exc, 200)}"
         ) from None
     if multi:
         return matches
     if not matches:
-        raise PathError(f"nothing in the output matches {reference.path}")
+        raise PathError(f"nothing in the output matches {shorten(reference.path)}")
     return matches[0]
 
 
 def preview(value: Any, limit: int = _OUTPUT_PREVIEW) -> str:
-    """``value`` as JSON (or repr), cut to ``limit`` characters."""
-    text = _to_json(_plain(value))
+    """``value`` as JSON (a string as it is), cut to ``limit`` characters; never raises."""
+    return to_text(value, limit)
+
+
+def shorten(text: str, limit: int = _SHOWN) -> str:
+    """Model-written text (a reference, an id) cut for an error message."""
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def plain(value: Any) -> Any:
+    """What a reference path walks: a pydantic model or dataclass as JSON-safe data (never
+    raising, whatever its fields hold), anything else as it is."""
+    if isinstance(value, BaseModel) or (
+        dataclasses.is_dataclass(value) and not isinstance(value, type)
+    ):
+        return to_jsonable(value)
+    return value
 
 
 @lru_cache(maxsize=2048)
 def _compile_path(path: str) -> tuple[Any, bool]:
+    if len(path) > _MAX_PATH_CHARS or path.count(".") + path.count("[") > MAX_PATH_STEPS:
+        raise PathError(
+            f"'{shorten(path)}' is too long: a path may have at most {MAX_PATH_STEPS} steps"
+        )
     try:
         expression = parse_jsonpath(path)
+        return expression, _is_multi(expression)
     except Exception as exc:  # jsonpath-ng raises bare Exception subclasses of several kinds
-        raise PathError(f"'{path}' is not a valid JSONPath ({exc})") from None
-    return expression, _is_multi(expression)
+        raise PathError(
+            f"'{shorten(path)}' is not a valid JSONPath ({safe_str(exc, 200)})"
+        ) from None
 
 
 def _is_multi(node: Any) -> bool:
-    kind = type(node).__name__
-    if kind in _MULTI_NODES:
-        return True
-    if kind == "Fields" and (len(node.fields) != 1 or node.fields[0] == "*"):
-        return True
-    if kind == "Index" and len(getattr(node, "indices", (0,))) != 1:
-        return True
-    return any(_is_multi(getattr(node, side)) for side in ("left", "right") if hasattr(node, side))
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    return value
+    stack = [node]  # iterative: a parsed path is a tree as deep as its steps
+    while stack:
+        node = stack.pop()
+        kind = type(node).__name__
+        if kind in _MULTI_NODES:
+            return True
+        if kind == "Fields" and (len(node.fields) != 1 or node.fields[0] == "*"):
+            return True
+        if kind == "Index" and len(getattr(node, "indices", (0,))) != 1:
+            return True
+        stack += [getattr(node, side) for side in ("left", "right") if hasattr(node, side)]
+    return False
 
 
 def _to_json(value: Any) -> str:
-    try:
-        return json.dumps(value, ensure_ascii=False, default=str)
-    except (TypeError, ValueError):
-        return repr(value)
+    return to_text(value)
 
 
 def _location(path: list[str | int]) -> str:
@@ -194,6 +228,8 @@ def _compile(value: Any, path: list[str | int], found: list[Found]) -> Any:
         found.append(Found(_location(path), ref.text, (ref,)))
         return ref
     if isinstance(value, dict | list):
+        if len(path) >= MAX_ARGUMENT_DEPTH:
+            raise ArgumentsTooDeepError(_location(path))
         out: Any = None
         for key, item in value.items() if isinstance(value, dict) else enumerate(value):
             kind = type(item)  # inline: scalars and plain strings need no recursive call
@@ -213,16 +249,20 @@ def _compile(value: Any, path: list[str | int], found: list[Found]) -> Any:
 def _object_reference(value: dict[str, Any], path: list[str | int]) -> Reference:
     location = _location(path)
     target = value["$ref"]
-    if isinstance(target, bool) or not isinstance(target, int | str) or target == "":
+    if isinstance(target, int) and not isinstance(target, bool):
+        target = to_text(target)  # "<int of about N digits>" past the int-to-string limit
+    if not isinstance(target, str) or target == "":
         raise ReferenceSyntaxError(
-            f'"$ref" must be a call id or a 1-based position, got {json.dumps(target)}', location
+            f'"$ref" must be a call id or a 1-based position, got {to_text(target, _SHOWN)}',
+            location,
         )
     raw_path = value.get("path", "$")
     if raw_path is None:
         raw_path = "$"
     if not isinstance(raw_path, str):
         raise ReferenceSyntaxError(
-            f'"path" must be a JSONPath string such as "$.items[0].id", got {raw_path!r}',
+            f'"path" must be a JSONPath string such as "$.items[0].id", got '
+            f"{to_text(raw_path, _SHOWN)}",
             location,
         )
     json_path = _normalise_path(raw_path.strip())

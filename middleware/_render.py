@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+from toolweave.telemetry._values import to_text
 
 from ._models import BatchResult, ExecutionPlan
 
@@ -18,12 +19,9 @@ def _cut(text: str, width: int = _CELL) -> str:
 
 
 def _show(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    try:
-        return json.dumps(value, ensure_ascii=False, default=str)
-    except (TypeError, ValueError):
-        return repr(value)
+    # Any tool output (huge ints, deep or cyclic containers, objects that cannot be shown) as
+    # bounded text; a cell shows only its start anyway.
+    return to_text(value, _CELL * 20)
 
 
 def _count(n: int, noun: str) -> str:
@@ -72,7 +70,7 @@ def format_results(result: BatchResult) -> str:
     """A table with one row per call, then a summary line."""
     rows = []
     for r in result.results:
-        detail = r.error if r.status != "ok" else _show(r.output)
+        detail = _show(r.error or "") if r.status != "ok" else _show(r.output)
         rows.append(
             [
                 r.call_id,
@@ -82,7 +80,7 @@ def format_results(result: BatchResult) -> str:
                 "-" if r.execution_order is None else str(r.execution_order),
                 str(r.attempts),
                 "-" if r.duration is None else f"{r.duration * 1000:.0f}",
-                _cut(detail or ""),
+                _cut(detail),
             ]
         )
     header = ["id", "tool", "status", "group", "order", "tries", "ms", "output / error"]

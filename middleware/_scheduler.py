@@ -40,6 +40,9 @@ class Scheduler:
         self._next = 0  # serial mode: the first index not yet handed out or final
         self._running = 0
         self._open = n
+        self.clock = 0
+        """Counts the moments calls left the not-started states; see ``waiting_descendants``."""
+        self._left_at: list[int | None] = [None] * n
 
     @property
     def finished(self) -> bool:
@@ -54,6 +57,7 @@ class Scheduler:
         self._ready = []
         for i in ready:
             self.state[i] = "running"
+            self._leave(i)
         self._running += len(ready)
         return ready
 
@@ -63,6 +67,7 @@ class Scheduler:
         A ``parked`` call waits, with no edges yet, until ``unpark`` gives its dependencies."""
         i = len(self.state)
         self.state.append("waiting")
+        self._left_at.append(None)
         self._succ.append([])
         self._open += 1
         if parked:
@@ -103,6 +108,7 @@ class Scheduler:
             if self.state[i] != "running":
                 raise ValueError(f"call {i} cannot wait for a decision: it is {self.state[i]}")
             self.state[i] = "deciding"
+            self._left_at[i] = None
 
     def resume(self, indexes: Iterable[int]) -> list[int]:
         """A decision let these calls start; return those still held (a stop may have skipped
@@ -110,6 +116,7 @@ class Scheduler:
         resumed = [i for i in indexes if self.state[i] == "deciding"]
         for i in resumed:
             self.state[i] = "running"
+            self._leave(i)
         return resumed
 
     def succeeded(self, i: int) -> None:
@@ -149,16 +156,35 @@ class Scheduler:
         Return those skipped."""
         return self.skip([i for i, s in enumerate(self.state) if s in _NOT_STARTED])
 
-    def waiting_descendants(self, indexes: Iterable[int]) -> list[int]:
-        """Calls not started yet that wait, directly or not, on any of ``indexes``."""
+    def waiting_descendants(
+        self, indexes: Iterable[int], as_of: tuple[int, int] | None = None
+    ) -> list[int]:
+        """Calls not started yet that wait, directly or not, on any of ``indexes``.
+
+        ``as_of`` is a ``snapshot()`` taken earlier: the answer is then what it was at that
+        moment, so the search can be put off until someone reads it."""
+        clock, n = as_of if as_of is not None else (self.clock, len(self.state))
+        left_at = self._left_at
         seen: set[int] = set()
         stack = [s for i in indexes for s in self._succ[i]]
         while stack:
             i = stack.pop()
-            if i not in seen and self.state[i] in _NOT_STARTED:
+            if i in seen or i >= n:
+                continue
+            left = left_at[i]
+            if left is None or left > clock:
                 seen.add(i)
                 stack.extend(self._succ[i])
         return sorted(seen)
+
+    def snapshot(self) -> tuple[int, int]:
+        """The present moment, for ``waiting_descendants(..., as_of=...)``."""
+        return self.clock, len(self.state)
+
+    def _leave(self, i: int) -> None:
+        if self._left_at[i] is None:  # the first moment it is no longer waiting
+            self.clock += 1
+            self._left_at[i] = self.clock
 
     def _finish(self, i: int, state: State) -> None:
         current = self.state[i]
@@ -167,6 +193,7 @@ class Scheduler:
         if current in ("running", "deciding"):
             self._running -= 1
         self.state[i] = state
+        self._leave(i)
         self._open -= 1
 
     def _skip_descendants(self, root: int, cause: int) -> list[int]:
@@ -193,5 +220,6 @@ class Scheduler:
         i = self._next
         # Earlier calls are all final; dependencies point backward only, so i is startable.
         self.state[i] = "running"
+        self._leave(i)
         self._running += 1
         return [i]

@@ -61,14 +61,27 @@ class BatchStream:
             if self._span.is_recording()
             else None
         )
-        self._started_at = time.time()
-        self._run = o._batch_run([], self._trace, self._goal)
-        self._task = asyncio.create_task(self._run.execute(self._closed))
-        opened = asyncio.create_task(self._run.opened.wait())
-        await asyncio.wait({self._task, opened}, return_when=asyncio.FIRST_COMPLETED)
-        opened.cancel()
-        if self._task.done():  # the run ended before it opened: surface why
-            self._task.result()
+        try:
+            self._started_at = time.time()
+            self._run = o._batch_run([], self._trace, self._goal)
+            self._task = asyncio.create_task(self._run.execute(self._closed))
+            opened = asyncio.create_task(self._run.opened.wait())
+            try:
+                await asyncio.wait({self._task, opened}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                opened.cancel()
+            if self._task.done():  # the run ended before it opened: surface why
+                self._task.result()
+        except BaseException as exc:
+            # Cancelled (or failed) while entering: __aexit__ will not run, so undo it all here.
+            task = getattr(self, "_task", None)
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+            mark_failed(self._span, exc, self._orchestrator.trace_content)
+            context_api.detach(self._token)
+            end_span(self._span)
+            raise
         return self
 
     def add(self, call: ToolCall | Mapping[str, Any]) -> None:
@@ -109,7 +122,7 @@ class BatchStream:
             else:
                 self._task.cancel()
                 await asyncio.gather(self._task, return_exceptions=True)
-                mark_failed(self._span, exc)
+                mark_failed(self._span, exc, self._orchestrator.trace_content)
         finally:
             context_api.detach(self._token)
             end_span(self._span)

@@ -17,6 +17,8 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, ValidationError
 from tenacity.wait import wait_base, wait_exponential, wait_random
 
+from toolweave.telemetry._values import safe_str, to_text
+
 from ._errors import UsageError
 
 __all__ = ["Tool", "tool"]
@@ -244,10 +246,11 @@ def describe_validation_error(exc: ValidationError, tool: Tool) -> str:
         elif err["type"] == "missing":
             problems.append(f"'{where}': required argument is missing")
         else:
-            shown = repr(err.get("input"))
+            value = err.get("input")
+            shown = repr(value) if isinstance(value, str) else to_text(value)  # never raises
             if len(shown) > _MAX_INPUT_REPR:
                 shown = shown[: _MAX_INPUT_REPR - 3] + "..."
-            problems.append(f"'{where}': {err['msg']} (got {shown})")
+            problems.append(f"'{where}': {safe_str(err['msg'], 300)} (got {shown})")
     return "invalid arguments: " + "; ".join(problems) + ". Fix these and call again."
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import traceback
 from collections.abc import Callable
 from contextvars import Token
 from typing import Any, TypeVar
@@ -21,6 +22,7 @@ from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 from toolweave.telemetry import TraceContent
 from toolweave.telemetry import attributes as A
+from toolweave.telemetry._values import safe_str
 
 from ._models import BatchResult, CallResult, DecisionContext, DecisionRecord, ExecutionPlan
 
@@ -60,11 +62,31 @@ def start_batch_span(tracer: trace.Tracer, workflow_name: str) -> Span:
 
 
 @safely
-def mark_failed(span: Span, exc: BaseException) -> None:
-    """``run()`` raised: say so on the batch span."""
-    if isinstance(exc, Exception):
-        span.record_exception(exc)
-    span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+def mark_failed(span: Span, exc: BaseException, content: TraceContent | None = None) -> None:
+    """``run()`` raised: say so on the batch span (the message only with content capture on,
+    since it may quote the batch)."""
+    summary = type(exc).__name__
+    message = content.render("error", safe_str(exc)) if content and content.active else None
+    _exception_event(span, exc, message or summary, with_stack=message is not None)
+    span.set_status(Status(StatusCode.ERROR, f"{summary}: {message}" if message else summary))
+
+
+def _exception_event(span: Span, exc: BaseException, message: str, *, with_stack: bool) -> None:
+    """An ``exception`` event as the conventions name it; the SDK's ``record_exception`` would
+    put ``str(exc)`` (content, and a call that may raise) on the span."""
+    attributes = {
+        A.EXCEPTION_TYPE: _qualified(type(exc)),
+        A.EXCEPTION_MESSAGE: message,
+    }
+    if with_stack:
+        attributes[A.EXCEPTION_STACKTRACE] = "".join(traceback.format_tb(exc.__traceback__))
+    span.add_event("exception", attributes)
+
+
+def _qualified(kind: type) -> str:
+    module = getattr(kind, "__module__", "")
+    name = getattr(kind, "__qualname__", kind.__name__)
+    return name if module in ("builtins", "", None) else f"{module}.{name}"
 
 
 @safely
@@ -123,6 +145,12 @@ class BatchTrace:
         if span is None:
             span = self._call_span(result.call_id, result.name, deps)
             self.calls[index] = span
+        try:
+            self._describe_call(span, result, group_index)
+        finally:
+            span.end()  # whatever failed above (a redact hook, say), the span ends
+
+    def _describe_call(self, span: Span, result: CallResult, group_index: int | None) -> None:
         attributes: dict[str, Any] = {
             A.GEN_AI_OPERATION_NAME: A.OP_EXECUTE_TOOL,
             A.GEN_AI_TOOL_NAME: result.name,
@@ -141,10 +169,15 @@ class BatchTrace:
         if result.status == "skipped":
             attributes[A.TW_SKIP_REASON] = result.error or ""
         elif result.status == "error":
-            attributes[A.ERROR_TYPE] = result.error_type or "error"
+            error_type = result.error_type or "error"
+            attributes[A.ERROR_TYPE] = error_type
             cause = result.exception.__cause__ if result.exception is not None else None
-            span.record_exception(cause or result.exception or RuntimeError(result.error))
-            span.set_status(Status(StatusCode.ERROR, result.error))
+            shown = cause or result.exception
+            summary = error_type if cause is None else f"{error_type}: {type(cause).__name__}"
+            message = self.content.render("error", result.error or "") if self.capture else None
+            if shown is not None:
+                _exception_event(span, shown, message or summary, with_stack=self.capture)
+            span.set_status(Status(StatusCode.ERROR, message or summary))
         if self.capture:
             if result.arguments is not None:
                 attributes[A.GEN_AI_TOOL_CALL_ARGUMENTS] = self.content.render(
@@ -153,7 +186,6 @@ class BatchTrace:
             if result.status == "ok":
                 attributes[A.GEN_AI_TOOL_CALL_RESULT] = self.content.render("result", result.output)
         span.set_attributes(attributes)
-        span.end()
 
     @safely
     def decision_started(self, context: DecisionContext) -> Span:
@@ -172,6 +204,12 @@ class BatchTrace:
         """Close a decision span with what was decided."""
         if span is None:
             return
+        try:
+            self._describe_decision(span, record)
+        finally:
+            span.end()
+
+    def _describe_decision(self, span: Span, record: DecisionRecord) -> None:
         decision = record.decision
         attributes: dict[str, Any] = {
             A.TW_DECISION_ACTION: decision.effective,
@@ -180,14 +218,15 @@ class BatchTrace:
         }
         if record.error_type is not None:
             attributes[A.ERROR_TYPE] = record.error_type
-            span.set_status(Status(StatusCode.ERROR, record.error))
+            # The decider's error may quote what it was shown: its text only with capture on.
+            shown = self.content.render("error", record.error or "") if self.capture else None
+            span.set_status(Status(StatusCode.ERROR, shown or record.error_type))
         if record.model is not None:
             attributes[A.GEN_AI_REQUEST_MODEL] = record.model
         if record.usage is not None:
             attributes[A.GEN_AI_USAGE_INPUT_TOKENS] = record.usage["input_tokens"]
             attributes[A.GEN_AI_USAGE_OUTPUT_TOKENS] = record.usage["output_tokens"]
         span.set_attributes(attributes)
-        span.end()
 
     @safely
     def finished(self, result: BatchResult) -> None:

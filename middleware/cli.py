@@ -7,6 +7,7 @@ arguments), with a one-line message and no traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -17,6 +18,8 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
+from toolweave.telemetry._values import safe_str, to_jsonable
+
 from ._errors import InvalidBatchError, UsageError
 from ._models import BatchResult, ToolCall
 from ._orchestrator import Orchestrator
@@ -25,6 +28,11 @@ from ._render import format_plan, format_results, format_timeline
 from ._tools import Tool
 
 __all__ = ["main"]
+
+_BATCH_EXAMPLE = (
+    'write a JSON list of calls like [{"id": "1", "name": "search", "arguments": {"q": "..."}}]'
+)
+_DETAIL = 300  # characters of a foreign exception's message kept in a one-line error
 
 
 _TRACE_HELP = (
@@ -39,6 +47,7 @@ class CliError(Exception):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+    _tolerant_output()
     parser = _parser()
     args = parser.parse_args(argv)
     tracing = None
@@ -48,13 +57,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(args)
         return code
     except CliError as exc:
-        print(f"toolweave: error: {exc}", file=sys.stderr)
+        print(f"toolweave: error: {_one_line(safe_str(exc, 2000))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
     finally:
         if tracing is not None:
             tracing.shutdown()  # exports what is left
+
+
+def _tolerant_output() -> None:
+    # Tool outputs, ids and file contents may hold any character (lone surrogates included) and
+    # the terminal may not be UTF-8: escape what cannot be encoded rather than fail on print.
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            # A replaced or closed stream may refuse: leave it as it is.
+            with contextlib.suppress(OSError, ValueError):
+                reconfigure(errors="backslashreplace")
+
+
+def _one_line(text: str, limit: int | None = None) -> str:
+    text = " ".join(text.split())
+    return text if limit is None or len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: message`` of a foreign exception, on one bounded line."""
+    detail = _one_line(safe_str(exc), _DETAIL)
+    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
 
 
 def _start_tracing(spec: str) -> Any:
@@ -111,7 +142,10 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     calls = _load_batch(args.batch)
     tools = {t.name: t for t in _load_tools(args.tools)} if args.tools else None
     plan, _ = plan_batch(calls, tools)
-    print(json.dumps(plan.to_dict(), indent=2) if args.json else format_plan(plan))
+    if args.json:
+        print(json.dumps(to_jsonable(plan.to_dict()), indent=2))
+    else:
+        print(format_plan(plan))
     return 0
 
 
@@ -125,7 +159,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     result = orchestrator.run_sync(calls)
     if args.json:
-        print(json.dumps(result.to_trace(include_content=True), indent=2, default=str))
+        print(json.dumps(to_jsonable(result.to_trace(include_content=True)), indent=2))
     else:
         print(format_plan(result.plan))
         print()
@@ -140,7 +174,9 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         spans = load_spans(args.file)
     except FileNotFoundError:
         raise CliError(f"no such file: {args.file}") from None
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
+        raise CliError(f"cannot read {args.file}: {exc.strerror or _describe(exc)}") from None
+    except ValueError as exc:  # names the line and the file
         raise CliError(str(exc)) from None
     print(format_batches(spans))
     return 0
@@ -185,10 +221,15 @@ def _plugin_demo(name: str) -> int:
     try:
         run = next(iter(found)).load()
         code: int = run()
+    except CliError:
+        raise
     except ImportError as exc:
         raise CliError(
-            f"the {name} demo needs the openai extra: pip install 'toolweave[openai]' ({exc})"
+            f"the {name} demo needs the openai extra: pip install 'toolweave[openai]' "
+            f"({_describe(exc)})"
         ) from None
+    except Exception as exc:  # the demo says what failed (an endpoint it cannot reach, ...)
+        raise CliError(f"the {name} demo failed: {_one_line(safe_str(exc), 600)}") from None
     return code
 
 
@@ -201,21 +242,65 @@ def _check(result: BatchResult, baseline: BatchResult) -> None:
 
 
 def _load_batch(path: str) -> list[ToolCall]:
-    file = pathlib.Path(path)
+    """The calls in a batch file; ``CliError`` names the file and says what to write instead."""
     try:
-        data: Any = json.loads(file.read_text(encoding="utf-8"))
+        raw = pathlib.Path(path).read_bytes()
     except FileNotFoundError:
         raise CliError(f"no such file: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CliError(f"cannot read {path}: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise CliError(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
-    if isinstance(data, dict) and isinstance(data.get("calls"), list):
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror or _describe(exc)}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise CliError(
+            f"{path} is not UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start}): "
+            f"save it as UTF-8 and {_BATCH_EXAMPLE}"
+        ) from None
+    if not text.strip():
+        raise CliError(f"{path} is empty: {_BATCH_EXAMPLE}")
+    data = _parse_json(path, text)
+    if isinstance(data, dict):
+        if not isinstance(data.get("calls"), list):
+            raise CliError(
+                f'{path} holds an object without a "calls" list: {_BATCH_EXAMPLE}, '
+                'or an object {"calls": [...]}'
+            )
         data = data["calls"]
+    elif not isinstance(data, list):
+        raise CliError(
+            f"{path} holds a JSON {_json_kind(data)}, not a list of calls: {_BATCH_EXAMPLE}"
+        )
     try:
         return coerce_batch(data)
     except InvalidBatchError as exc:
         raise CliError(f"{path}: {exc}") from None
+
+
+def _parse_json(path: str, text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CliError(
+            f"{path} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}; "
+            f"{_BATCH_EXAMPLE}"
+        ) from None
+    except RecursionError:
+        raise CliError(f"{path} is nested too deeply to read: {_BATCH_EXAMPLE}") from None
+    except ValueError:  # json gives up on ints past sys.get_int_max_str_digits()
+        raise CliError(
+            f"{path} has a number with more than {sys.get_int_max_str_digits()} digits, too "
+            'long to read: write it as a JSON string ("123...") instead'
+        ) from None
+
+
+def _json_kind(data: Any) -> str:
+    if data is None:
+        return "null"
+    if isinstance(data, bool):
+        return "boolean"
+    if isinstance(data, str):
+        return "string"
+    return "number"
 
 
 def _load_tools(spec: str) -> list[Tool]:
@@ -227,6 +312,8 @@ def _load_tools(spec: str) -> list[Tool]:
 
 
 def _import(spec: str) -> ModuleType:
+    name: str | None = None  # set once a module file is registered in sys.modules
+    module: ModuleType | None = None
     try:
         if spec.endswith(".py") or "/" in spec:
             path = pathlib.Path(spec)
@@ -234,17 +321,41 @@ def _import(spec: str) -> ModuleType:
                 raise CliError(f"no such file: {spec}")
             loaded = importlib.util.spec_from_file_location(path.stem, path)
             if loaded is None or loaded.loader is None:
-                raise CliError(f"cannot load {spec} as a module")
+                raise CliError(f"cannot load {spec} as a module: pass a .py file")
+            name = path.stem
             module = importlib.util.module_from_spec(loaded)
-            sys.modules[path.stem] = module
+            sys.modules[name] = module
             loaded.loader.exec_module(module)
             return module
         sys.path.insert(0, ".")
         return importlib.import_module(spec)
-    except CliError:
+    except (CliError, KeyboardInterrupt):
         raise
-    except Exception as exc:  # the user's module failed to import: report it in one line
-        raise CliError(f"cannot import tools from {spec}: {type(exc).__name__}: {exc}") from None
+    except SystemExit as exc:  # the module runs a script when imported
+        _forget(name, module)
+        code = "" if exc.code is None else _one_line(safe_str(exc.code), 80)
+        raise CliError(
+            f"cannot import tools from {spec}: it called sys.exit({code}) while being imported;"
+            " put its script code under if __name__ == '__main__':"
+        ) from None
+    except BaseException as exc:  # the user's module failed to import: report it in one line
+        _forget(name, module)
+        raise CliError(
+            f"cannot import tools from {spec}: {_describe(exc)}; {_import_fix(spec, exc)}"
+        ) from None
+
+
+def _import_fix(spec: str, exc: BaseException) -> str:
+    missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
+    if missing is not None and (spec == missing or spec.startswith(missing + ".")):
+        return "pass a module name that Python can import from here, or the path of a .py file"
+    return "fix the module so that it imports"
+
+
+def _forget(name: str | None, module: ModuleType | None) -> None:
+    # A module file that failed to import leaves no half-run module behind.
+    if name is not None and sys.modules.get(name) is module:
+        del sys.modules[name]
 
 
 if __name__ == "__main__":  # pragma: no cover

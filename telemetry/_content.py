@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-import json
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from ._values import to_text
 
 __all__ = ["CAPTURE_ENV", "TraceContent"]
 
 CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 """The standard switch of the OpenTelemetry GenAI instrumentations for recording content."""
 
-ContentKind = Literal["arguments", "result"]
+ContentKind = Literal["arguments", "result", "error"]
+"""What is being recorded: a call's arguments, its output, or an error message (which may
+quote either)."""
+
+logger = logging.getLogger("toolweave")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -23,6 +29,9 @@ class TraceContent:
     ``enabled=None`` (the default) follows ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``
     (``true`` to record); ``True`` or ``False`` decide outright. Values are passed through
     ``redact(kind, value)`` if given, written as JSON and cut to ``max_chars``.
+
+    With content off, spans carry no argument or output value and no text that may quote one:
+    error statuses and exception events say the error's type, not its message.
     """
 
     enabled: bool | None = None
@@ -37,16 +46,13 @@ class TraceContent:
         return os.environ.get(CAPTURE_ENV, "").strip().lower() == "true"
 
     def render(self, kind: ContentKind, value: Any) -> str:
-        """``value`` as it goes on a span: redacted, as JSON, cut to ``max_chars``."""
+        """``value`` as it goes on a span: redacted, as JSON, cut to ``max_chars``. Never
+        raises: if ``redact`` fails, a placeholder goes on the span instead (never the value
+        unredacted) and the failure is logged."""
         if self.redact is not None:
-            value = self.redact(kind, value)
-        if isinstance(value, str):
-            text = value
-        else:
             try:
-                text = json.dumps(value, ensure_ascii=False, default=str)
-            except (TypeError, ValueError):
-                text = repr(value)
-        if len(text) > self.max_chars:
-            text = text[: max(0, self.max_chars - 3)] + "..."
-        return text
+                value = self.redact(kind, value)
+            except Exception:
+                logger.warning("toolweave: the redact hook failed on %s", kind, exc_info=True)
+                return "[redaction failed]"
+        return to_text(value, max(3, self.max_chars))

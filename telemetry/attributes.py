@@ -9,6 +9,9 @@ __all__ = [
     "CALL_SPAN_PREFIX",
     "DECISION_SPAN",
     "ERROR_TYPE",
+    "EXCEPTION_MESSAGE",
+    "EXCEPTION_STACKTRACE",
+    "EXCEPTION_TYPE",
     "GEN_AI_OPERATION_NAME",
     "GEN_AI_REQUEST_MODEL",
     "GEN_AI_TOOL_CALL_ARGUMENTS",
@@ -83,6 +86,13 @@ GEN_AI_USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
 """On decision spans: tokens the decision model wrote."""
 ERROR_TYPE = "error.type"
 """The class of failure, on failed call and decision spans."""
+EXCEPTION_TYPE = "exception.type"
+"""On ``exception`` events: the exception's qualified class name."""
+EXCEPTION_MESSAGE = "exception.message"
+"""On ``exception`` events: the message with content capture on, else a content-free summary
+(the error type and the exception's class)."""
+EXCEPTION_STACKTRACE = "exception.stacktrace"
+"""On ``exception`` events, with content capture on only: the frames of the traceback."""
 
 # --- toolweave: batch ---------------------------------------------------------------------
 TW_STRATEGY = "toolweave.strategy"

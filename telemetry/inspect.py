@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from . import attributes as A
+from ._values import to_text
 
 __all__ = ["TraceSpan", "format_batches", "load_spans"]
 
@@ -36,87 +37,241 @@ class TraceSpan:
         return (self.end - self.start) * 1000
 
 
-def _seconds(stamp: str) -> float:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+_FIX = "each line must be one span object, as --trace jsonl:PATH writes them"
+_SHOWN = 60  # characters of an odd value quoted in an error
+_LAST = 1 << 30  # the execution order of a call that has none: after every other
+
+_INT, _TEXT, _FLAG, _IDS = "an integer", "a string", "a boolean", "a list of strings"
+_ATTRIBUTE_KINDS = {
+    A.GEN_AI_OPERATION_NAME: _TEXT,
+    A.GEN_AI_TOOL_CALL_ID: _TEXT,
+    A.GEN_AI_TOOL_NAME: _TEXT,
+    A.TW_STRATEGY: _TEXT,
+    A.TW_TOTAL_GROUPS: _INT,
+    A.TW_TOTAL_TOOLS: _INT,
+    A.TW_TOOL_IDS: _IDS,
+    A.TW_STOPPED: _FLAG,
+    A.TW_STOP_REASON: _TEXT,
+    A.TW_GROUP_INDEX: _INT,
+    A.TW_EXECUTION_ORDER: _INT,
+    A.TW_DEPENDS_ON: _IDS,
+    A.TW_STATUS: _TEXT,
+    A.TW_ATTEMPTS: _INT,
+    A.TW_ERROR_TYPE: _TEXT,
+    A.TW_SKIP_REASON: _TEXT,
+    A.TW_DECISION_ACTION: _TEXT,
+    A.TW_DECISION_FALLBACK: _FLAG,
+    A.TW_DECISION_CALL_IDS: _IDS,
+    A.TW_DECISION_REASON: _TEXT,
+}
+"""The type toolweave writes for each attribute ``format_batches`` shows."""
+
+
+class _NotASpan(Exception):
+    """What is wrong with one line; ``load_spans`` adds the line number and the file."""
 
 
 def load_spans(path: str | os.PathLike[str]) -> list[TraceSpan]:
-    """Every span in a JSON-lines trace file; ``ValueError`` names a line that is not one."""
+    """Every span in a JSON-lines trace file. ``ValueError`` names the first line that is not
+    a span (not UTF-8, not JSON, not an object, a field missing or of the wrong type) and the
+    file; ``OSError`` if the file cannot be read."""
+    where = os.fspath(path)
     spans = []
-    with open(path, encoding="utf-8") as lines:
+    with open(path, "rb") as lines:  # bytes, so that a bad byte is reported with its line
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
-                raw = json.loads(line)
-                spans.append(
-                    TraceSpan(
-                        name=raw["name"],
-                        span_id=raw["context"]["span_id"],
-                        parent_id=raw.get("parent_id"),
-                        trace_id=raw["context"]["trace_id"],
-                        start=_seconds(raw["start_time"]),
-                        end=_seconds(raw["end_time"]),
-                        attributes=raw.get("attributes") or {},
-                        status=(raw.get("status") or {}).get("status_code", "UNSET"),
-                    )
-                )
-            except (KeyError, TypeError, ValueError) as exc:
-                raise ValueError(
-                    f"line {number} of {os.fspath(path)} is not a span: {exc}"
-                ) from None
+                spans.append(_span(_parse(line)))
+            except _NotASpan as exc:
+                raise ValueError(f"line {number} of {where} is not a span: {exc}; {_FIX}") from None
     return spans
+
+
+def _parse(line: bytes) -> Any:
+    try:
+        text = line.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        bad = line[exc.start]
+        raise _NotASpan(f"byte {bad:#04x} at column {exc.start + 1} is not UTF-8") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _NotASpan(f"not JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:
+        raise _NotASpan("JSON nested too deeply to read") from None
+    except ValueError:  # an int past sys.get_int_max_str_digits()
+        raise _NotASpan("a number with too many digits to read") from None
+
+
+def _span(raw: Any) -> TraceSpan:
+    if not isinstance(raw, dict):
+        raise _NotASpan(f"it is a JSON {_kind(raw)}, not an object")
+    context = _field(raw, "context", dict)
+    parent_id = raw.get("parent_id")
+    if parent_id is not None and not isinstance(parent_id, str):
+        raise _NotASpan(f"'parent_id' is {_a_kind(parent_id)}, not a string or null")
+    attributes = raw.get("attributes")
+    if attributes is not None and not isinstance(attributes, dict):
+        raise _NotASpan(f"'attributes' is {_a_kind(attributes)}, not an object")
+    _check_attributes(attributes or {})
+    status = raw.get("status")
+    if status is not None and not isinstance(status, dict):
+        raise _NotASpan(f"'status' is {_a_kind(status)}, not an object")
+    code = (status or {}).get("status_code", "UNSET")
+    if not isinstance(code, str):
+        raise _NotASpan(f"'status.status_code' is {_a_kind(code)}, not a string")
+    return TraceSpan(
+        name=_field(raw, "name", str),
+        span_id=_field(context, "span_id", str, "context.span_id"),
+        parent_id=parent_id,
+        trace_id=_field(context, "trace_id", str, "context.trace_id"),
+        start=_seconds(raw, "start_time"),
+        end=_seconds(raw, "end_time"),
+        attributes=attributes or {},
+        status=code,
+    )
+
+
+def _check_attributes(attributes: dict[str, Any]) -> None:
+    for key, wanted in _ATTRIBUTE_KINDS.items():
+        if key not in attributes:
+            continue
+        value = attributes[key]
+        if wanted is _INT:
+            fits = isinstance(value, int) and not isinstance(value, bool)
+        elif wanted is _TEXT:
+            fits = isinstance(value, str)
+        elif wanted is _FLAG:
+            fits = isinstance(value, bool)
+        else:
+            fits = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        if not fits:
+            shown = "a list of other values" if isinstance(value, list) else _a_kind(value)
+            raise _NotASpan(f"attribute '{key}' is {shown}, not {wanted}")
+
+
+def _a_kind(value: Any) -> str:
+    kind = _kind(value)
+    return f"an {kind}" if kind == "object" else f"a {kind}"
+
+
+def _field(raw: dict[str, Any], key: str, kind: type, label: str | None = None) -> Any:
+    label = label or key
+    if key not in raw:
+        raise _NotASpan(f"it has no '{label}'")
+    value = raw[key]
+    if not isinstance(value, kind):
+        wanted = "a string" if kind is str else "an object"
+        raise _NotASpan(f"'{label}' is {_a_kind(value)}, not {wanted}")
+    return value
+
+
+def _seconds(raw: dict[str, Any], key: str) -> float:
+    stamp = _field(raw, key, str)
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except (ValueError, OverflowError, OSError):
+        raise _NotASpan(f"'{key}' {to_text(stamp, _SHOWN)!r} is not an ISO 8601 time") from None
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "list" if isinstance(value, list) else "object"
+
+
+def _text(value: Any, limit: int = 80) -> str:
+    # Attribute values are whatever a file held (or a caller built): show any of them.
+    return to_text(value, limit)
+
+
+def _ids(value: Any) -> str:
+    if not value:
+        return ""
+    if isinstance(value, list | tuple):
+        return _text(", ".join(_text(v, 40) for v in value[:20]), 200)
+    return _text(value)
+
+
+def _order(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else _LAST
+
+
+def _start(span: TraceSpan) -> float:
+    return span.start if isinstance(span.start, int | float) else 0.0
+
+
+def _ms(span: TraceSpan) -> str:
+    try:
+        return f"{span.duration_ms:.0f}"
+    except (TypeError, ValueError, OverflowError):
+        return "?"
+
+
+def _attributes(span: TraceSpan) -> dict[str, Any]:
+    return span.attributes if isinstance(span.attributes, dict) else {}
 
 
 def format_batches(spans: Iterable[TraceSpan]) -> str:
     """One block per batch span: its plan in brief, then its calls in execution order (status,
-    level, duration, what they waited for) and its decisions."""
+    level, duration, what they waited for) and its decisions. Attribute values of any type are
+    shown as bounded text; this never raises on what a trace file held."""
     spans = list(spans)
-    by_id = {s.span_id: s for s in spans}
+    by_id = {s.span_id: s for s in spans if isinstance(s.span_id, str)}
     for s in spans:
-        parent = by_id.get(s.parent_id or "")
+        parent = by_id.get(s.parent_id) if isinstance(s.parent_id, str) else None
         if parent is not None:
             parent.children.append(s)
     batches = sorted(
-        (s for s in spans if s.attributes.get(A.GEN_AI_OPERATION_NAME) == A.OP_INVOKE_WORKFLOW),
-        key=lambda s: s.start,
+        (s for s in spans if _attributes(s).get(A.GEN_AI_OPERATION_NAME) == A.OP_INVOKE_WORKFLOW),
+        key=_start,
     )
     blocks = []
     for batch in batches:
-        a = batch.attributes
+        a = _attributes(batch)
         head = (
-            f"{batch.name}  {a.get(A.TW_STRATEGY, '?')}, {a.get(A.TW_TOTAL_TOOLS, '?')} calls "
-            f"in {a.get(A.TW_TOTAL_GROUPS, '?')} groups, {batch.duration_ms:.0f} ms"
+            f"{_text(batch.name)}  {_text(a.get(A.TW_STRATEGY, '?'))}, "
+            f"{_text(a.get(A.TW_TOTAL_TOOLS, '?'))} calls "
+            f"in {_text(a.get(A.TW_TOTAL_GROUPS, '?'))} groups, {_ms(batch)} ms"
         )
         if a.get(A.TW_STOPPED):
-            head += f"  STOPPED: {a.get(A.TW_STOP_REASON, '')}"
+            head += f"  STOPPED: {_text(a.get(A.TW_STOP_REASON, ''), 200)}"
         lines = [head]
-        children = sorted(batch.children, key=lambda s: s.start)
-        calls = [c for c in children if A.GEN_AI_TOOL_CALL_ID in c.attributes]
-        calls.sort(key=lambda c: (c.attributes.get(A.TW_EXECUTION_ORDER, 1 << 30), c.start))
+        children = sorted(batch.children, key=_start)
+        calls = [c for c in children if A.GEN_AI_TOOL_CALL_ID in _attributes(c)]
+        calls.sort(key=lambda c: (_order(_attributes(c).get(A.TW_EXECUTION_ORDER)), _start(c)))
         for c in calls:
-            ca = c.attributes
+            ca = _attributes(c)
             order = ca.get(A.TW_EXECUTION_ORDER)
-            waits = ", ".join(ca.get(A.TW_DEPENDS_ON) or [])
+            waits = _ids(ca.get(A.TW_DEPENDS_ON))
+            status = ca.get(A.TW_STATUS, "?")
             line = (
-                f"  {'-' if order is None else order:>3}  {ca[A.GEN_AI_TOOL_CALL_ID]} "
-                f"[{ca.get(A.GEN_AI_TOOL_NAME, '?')}] {ca.get(A.TW_STATUS, '?')}"
-                f"  group {ca.get(A.TW_GROUP_INDEX, '-')}  {c.duration_ms:.0f} ms"
+                f"  {'-' if order is None else _text(order, 12):>3}  "
+                f"{_text(ca[A.GEN_AI_TOOL_CALL_ID])} "
+                f"[{_text(ca.get(A.GEN_AI_TOOL_NAME, '?'))}] {_text(status, 20)}"
+                f"  group {_text(ca.get(A.TW_GROUP_INDEX, '-'), 12)}  {_ms(c)} ms"
             )
             if waits:
                 line += f"  waited for {waits}"
-            if ca.get(A.TW_STATUS) == "skipped":
-                line += f"  ({ca.get(A.TW_SKIP_REASON, '')})"
-            elif ca.get(A.TW_STATUS) == "error":
-                line += f"  ({ca.get(A.TW_ERROR_TYPE, 'error')})"
+            if status == "skipped":
+                line += f"  ({_text(ca.get(A.TW_SKIP_REASON, ''), 200)})"
+            elif status == "error":
+                line += f"  ({_text(ca.get(A.TW_ERROR_TYPE, 'error'))})"
             lines.append(line)
         for d in (c for c in children if c.name == A.DECISION_SPAN):
-            da = d.attributes
-            ids = ", ".join(da.get(A.TW_DECISION_CALL_IDS) or [])
+            da = _attributes(d)
+            ids = _ids(da.get(A.TW_DECISION_CALL_IDS))
             fallback = "  fallback" if da.get(A.TW_DECISION_FALLBACK) else ""
             lines.append(
-                f"  decide [{ids}]: {da.get(A.TW_DECISION_ACTION, '?')}{fallback}  "
-                f"{d.duration_ms:.0f} ms  {da.get(A.TW_DECISION_REASON, '')}"
+                f"  decide [{ids}]: {_text(da.get(A.TW_DECISION_ACTION, '?'))}{fallback}  "
+                f"{_ms(d)} ms  {_text(da.get(A.TW_DECISION_REASON, ''), 200)}"
             )
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) if blocks else "no toolweave batches in these spans"
