@@ -7,7 +7,6 @@ Needs ``langchain-core`` (the ``langchain`` extra); LangGraph itself is not requ
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -23,11 +22,13 @@ from toolweave import (
     InvalidDecisionError,
     Orchestrator,
     Tool,
-    ToolCall,
     UsageError,
 )
 from toolweave._llm_decider import DEFAULT_INSTRUCTIONS, decision_prompt
 from toolweave._tools import as_tool
+from toolweave.telemetry._values import to_text
+
+from ._calls import Written, unique_calls
 
 __all__ = ["LangChainDecider", "ToolweaveNode", "as_langchain_tools", "from_langchain_tool"]
 
@@ -83,6 +84,8 @@ class ToolweaveNode(Runnable[Any, Any]):
     Input: an ``AIMessage``, a list of messages, or a state with ``messages``. Output: one
     ``ToolMessage`` per tool call, in order (``status="error"`` for failures and skips), as a
     list for list or message input and as ``{"messages": [...]}`` for a state, like ToolNode.
+    Unlike ToolNode it also answers the message's ``invalid_tool_calls`` (after the valid
+    ones), so every ``tool_call_id`` gets exactly one answer.
     """
 
     def __init__(
@@ -118,15 +121,11 @@ class ToolweaveNode(Runnable[Any, Any]):
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         """Run the tool calls."""
         message, shape, goal = self._parse(input)
-        calls = [
-            ToolCall(c["id"] or f"call_{i}", c["name"], dict(c.get("args") or {}))
-            for i, c in enumerate(message.tool_calls)
-        ]
-        result = await self.orchestrator.run(calls, goal=goal)
+        result = await self.orchestrator.run(unique_calls(_written(message)), goal=goal)
         self.last_result = result
         messages = [
             ToolMessage(
-                content=_content(r.output) if r.status == "ok" else f"Error: {r.error}",
+                content=_content(r.output) if r.status == "ok" else f"Error: {to_text(r.error)}",
                 tool_call_id=r.call_id,
                 name=r.name,
                 status="success" if r.status == "ok" else "error",
@@ -152,8 +151,37 @@ class ToolweaveNode(Runnable[Any, Any]):
         return ai, shape, str(human.content) if human is not None else None
 
 
+def _written(message: AIMessage) -> list[Written]:
+    """Every call of the message, its ``tool_calls`` then its ``invalid_tool_calls``, so each
+    gets exactly one answer (LangGraph's ToolNode leaves invalid ones unanswered, and the next
+    model request then fails on the call without an answer).
+
+    An invalid call keeps its raw argument text, so the planner reports the bad JSON to the
+    model; one whose arguments are not text carries the parser's error instead. Ids and names
+    are checked as in ``calls_from_openai``: generated ``call_{i}`` for a missing id, a
+    repeated id renamed ``{id}#{k}`` with an error, ``"(no name)"`` with an error.
+    """
+    out = []
+    for c in message.tool_calls or []:
+        if isinstance(c, Mapping):
+            out.append(Written(c.get("id"), c.get("name"), c.get("args")))
+    for bad in message.invalid_tool_calls or []:
+        if not isinstance(bad, Mapping):
+            continue
+        args, problem = bad.get("args"), None
+        if not isinstance(args, str):
+            why = bad.get("error")
+            problem = (
+                "the call could not be read"
+                + (f" ({to_text(why, 300)})" if why else "")
+                + ", so it was not run. Send it again with its arguments as one JSON object."
+            )
+        out.append(Written(bad.get("id"), bad.get("name"), args, problem))
+    return out
+
+
 def _content(output: Any) -> str:
-    return output if isinstance(output, str) else json.dumps(output, default=str)
+    return to_text(output)
 
 
 class LangChainDecider:

@@ -14,7 +14,10 @@ from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from toolweave import BatchResult, Orchestrator, Tool, ToolCall, UsageError
+from toolweave import BatchResult, CallResult, Orchestrator, Tool, ToolCall, UsageError
+from toolweave.telemetry._values import safe_str, to_text
+
+from ._calls import CallIds, Written, one_call, unique_calls
 
 __all__ = [
     "AgentRun",
@@ -205,36 +208,160 @@ def _is_string(schema: dict[str, Any]) -> bool:
 
 # ------------------------------------------------------------------ model output -> calls
 
+# Responses output items that need no answer from the client: the model's text and reasoning,
+# and tools the API ran itself.
+_RESPONSES_NO_ANSWER = frozenset(
+    {
+        "message",
+        "reasoning",
+        "web_search_call",
+        "file_search_call",
+        "image_generation_call",
+        "code_interpreter_call",
+        "mcp_call",
+        "mcp_list_tools",
+        "compaction",
+        "additional_tools",
+    }
+)
+# Responses output items the client must answer, but not with a function call's output.
+_RESPONSES_OTHER_CALLS = frozenset(
+    {
+        "custom_tool_call",
+        "computer_call",
+        "local_shell_call",
+        "shell_call",
+        "apply_patch_call",
+        "mcp_approval_request",
+    }
+)
+
 
 def calls_from_openai(response: Any) -> list[ToolCall]:
     """Toolweave calls from a Chat Completions message (its ``tool_calls``), a whole
-    ``ChatCompletion``, or a Responses API output (a ``Response`` or its ``output`` list of
-    ``function_call`` items). Argument strings stay raw, so bad JSON is an error for that call
-    only when the batch runs."""
+    ``ChatCompletion`` (its first choice), or a Responses API output (a ``Response`` or its
+    ``output`` list). Argument strings stay raw, so bad JSON is an error for that call only
+    when the batch runs.
+
+    Whatever a model or compatible server sends, every call it wrote comes back as one
+    ``ToolCall``, so every call gets exactly one answer. A call toolweave cannot run carries
+    ``error`` and never runs; its result is an ``invalid_call`` error saying why:
+
+    - a custom tool call (chat ``"type": "custom"``, Responses ``custom_tool_call``):
+      toolweave runs function tools only;
+    - a call without a usable name runs as ``"(no name)"``;
+    - a call whose id repeats an earlier call's is renamed ``"{id}#{k}"``.
+
+    A call without an id (or a non-text one) runs under ``call_{i}``, its 0-based position,
+    made unique if the model used that id; arguments ``None`` mean ``{}``, and arguments that
+    are neither an object nor text are reported by the planner as not a JSON object.
+
+    Responses items: ``function_call`` is a call; ``custom_tool_call``, ``computer_call``,
+    ``local_shell_call``, ``shell_call``, ``apply_patch_call``, ``mcp_approval_request``, a
+    ``tool_search_call`` executed by the client, and any unknown item with a ``call_id`` need
+    an answer from the client, so each becomes a call with ``error``. Items that need no
+    answer (``message``, ``reasoning``, ``web_search_call``, ``file_search_call``,
+    ``image_generation_call``, ``code_interpreter_call``, ``mcp_call``, ``mcp_list_tools``,
+    ``*_output`` items, unknown items without a ``call_id``) and anything that is not an item
+    at all are ignored.
+
+    Raises ``UsageError`` only for an argument that is none of these shapes (not a dict, a
+    list or an ``openai`` model).
+    """
+    return unique_calls(_read(response))
+
+
+def _read(response: Any) -> list[Written]:
     data = _plain(response)
     if isinstance(data, dict) and "choices" in data:
         choices = data["choices"]
-        data = choices[0]["message"] if choices else {}
-    if isinstance(data, dict) and "output" in data and isinstance(data["output"], list):
+        first = _plain(choices[0]) if isinstance(choices, list) and choices else None
+        message = _plain(first.get("message")) if isinstance(first, dict) else None
+        data = message if isinstance(message, dict) else {}
+    if isinstance(data, dict) and isinstance(data.get("output"), list | tuple):
         data = data["output"]
     if isinstance(data, dict):
-        calls = []
-        for item in data.get("tool_calls") or []:
-            function = item.get("function") or {}
-            calls.append(
-                ToolCall(item["id"], function.get("name", ""), function.get("arguments") or "")
-            )
-        return calls
-    if isinstance(data, list):
-        return [
-            ToolCall(item["call_id"], item["name"], item.get("arguments") or "")
-            for item in map(_plain, data)
-            if isinstance(item, dict) and item.get("type") == "function_call"
-        ]
+        return _read_chat(data)
+    if isinstance(data, list | tuple):
+        return _read_responses(data)
     raise UsageError(
         f"calls_from_openai() takes a ChatCompletion, a message or a Responses output, got "
         f"{type(response).__name__}"
     )
+
+
+def _read_chat(message: Mapping[str, Any]) -> list[Written]:
+    items = message.get("tool_calls")
+    if isinstance(items, Mapping):  # one call not wrapped in a list
+        items = [items]
+    if not isinstance(items, list | tuple):
+        return []
+    out = []
+    for item in map(_plain, items):
+        if not isinstance(item, dict):
+            logger.debug("toolweave: ignored a tool call that is a %s", type(item).__name__)
+            continue
+        kind = item.get("type")
+        if kind == "custom":
+            custom = _plain(item.get("custom"))
+            custom = custom if isinstance(custom, dict) else {}
+            out.append(
+                Written(
+                    item.get("id"),
+                    custom.get("name"),
+                    custom.get("input"),
+                    "this is a custom tool call with free-form input; only function tools run "
+                    "here, so it was not run. Call a function tool with JSON arguments instead.",
+                    kind="custom",
+                )
+            )
+            continue
+        function = _plain(item.get("function"))
+        function = function if isinstance(function, dict) else {}
+        problem = None
+        if kind not in (None, "function"):
+            problem = (
+                f"this tool call is of type '{to_text(kind, 40)}'; only function tools run here, "
+                "so it was not run. Call a function tool instead."
+            )
+        out.append(
+            Written(item.get("id"), function.get("name"), function.get("arguments"), problem)
+        )
+    return out
+
+
+def _read_responses(items: Sequence[Any]) -> list[Written]:
+    out = []
+    for item in map(_plain, items):
+        if not isinstance(item, dict) or not isinstance(item.get("type"), str):
+            continue
+        kind: str = item["type"]
+        call_id = item.get("call_id")
+        if kind == "function_call":
+            out.append(Written(call_id, item.get("name"), item.get("arguments")))
+            continue
+        if kind == "tool_search_call":
+            if item.get("execution") != "client":
+                continue
+        elif kind in _RESPONSES_NO_ANSWER or kind.endswith("_output"):
+            continue
+        elif kind not in _RESPONSES_OTHER_CALLS and not (isinstance(call_id, str) and call_id):
+            continue  # an item this version does not know, with nothing to answer
+        if kind == "mcp_approval_request":
+            call_id = item.get("id")
+        name = item.get("name")
+        what = "a custom tool call" if kind == "custom_tool_call" else f"a '{to_text(kind, 40)}'"
+        out.append(
+            Written(
+                call_id,
+                name if isinstance(name, str) and name else kind,
+                {},
+                f"this is {what}; only function tools run here, so it was not run. Call a "
+                "function tool instead.",
+                kind=kind,
+            )
+        )
+    return out
 
 
 def _plain(value: Any) -> Any:
@@ -245,25 +372,25 @@ def _plain(value: Any) -> Any:
 # ------------------------------------------------------------------ results -> messages
 
 
-def _content(result: Any) -> str:
+def _content(result: CallResult) -> str:
     if result.status == "ok":
-        output = result.output
-        return output if isinstance(output, str) else json.dumps(output, default=str)
+        return to_text(result.output)
     if result.status == "skipped":
-        return f"Not run. {result.error}"
-    return f"Error: {result.error}"
+        return f"Not run. {to_text(result.error)}"
+    return f"Error: {to_text(result.error)}"
 
 
 def to_openai_messages(result: BatchResult) -> list[dict[str, Any]]:
     """One ``{"role": "tool", "tool_call_id", "content"}`` message per call, in the model's
-    order, errors and skips included as text the model can act on."""
+    order, errors and skips included as text the model can act on. Any output becomes text
+    (``toolweave.telemetry`` ``to_text``): this never raises."""
     return [
         {"role": "tool", "tool_call_id": r.call_id, "content": _content(r)} for r in result.results
     ]
 
 
 def to_responses_items(result: BatchResult) -> list[dict[str, Any]]:
-    """One ``function_call_output`` item per call, for the Responses API."""
+    """One ``function_call_output`` item per call, for the Responses API; never raises."""
     return [
         {"type": "function_call_output", "call_id": r.call_id, "output": _content(r)}
         for r in result.results
@@ -273,6 +400,126 @@ def to_responses_items(result: BatchResult) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------ streaming
 
 
+@dataclass(eq=False, slots=True)
+class _Fragments:
+    """One streamed tool call, as its fragments arrived."""
+
+    id: str | None = None
+    name: str = ""
+    bad_name: Any = None
+    """A name fragment that was not text, kept to name it in the call's error."""
+    arguments: str = ""
+    sent: bool = False
+
+    def ready(self) -> bool:
+        """Complete on its own: id, name and a whole JSON object of arguments."""
+        return bool(self.id and self.name) and _whole_object(self.arguments)
+
+    def written(self, problem: str | None = None) -> Written:
+        name = self.bad_name if self.bad_name is not None and not self.name else self.name
+        return Written(self.id, name, self.arguments, problem)
+
+
+class _StreamedCalls:
+    """Gathers Chat Completions chunk deltas into calls, whatever the chunks look like.
+
+    An int ``index`` (0 or more) names the call; another id at a used index begins a new call.
+    Without a usable index the id finds the call (or begins one), and a delta with neither
+    continues the latest call. Chunks and deltas of the wrong shape are skipped.
+    """
+
+    def __init__(self) -> None:
+        self._all: list[_Fragments] = []
+        self._by_index: dict[int, _Fragments] = {}
+        self._by_id: dict[str, _Fragments] = {}
+        self._next = 0  # first entry of _all not handed out yet: its batch position
+        self._ids = CallIds()
+
+    def feed(self, chunk: Any) -> None:
+        """Take in one chunk."""
+        data = _plain(chunk)
+        choices = data.get("choices") if isinstance(data, dict) else None
+        for choice in map(_plain, choices if isinstance(choices, list) else []):
+            if not isinstance(choice, dict) or choice.get("index", 0) not in (0, None):
+                continue  # only the first choice is read, as in calls_from_openai
+            delta = _plain(choice.get("delta"))
+            deltas = _plain(delta.get("tool_calls")) if isinstance(delta, dict) else None
+            if isinstance(deltas, dict):
+                deltas = [deltas]
+            for part in map(_plain, deltas if isinstance(deltas, list) else []):
+                if isinstance(part, dict):
+                    self._take(part)
+
+    def _take(self, part: dict[str, Any]) -> None:
+        raw_id = part.get("id")
+        call_id = raw_id if isinstance(raw_id, str) and raw_id else None
+        entry = self._entry(part.get("index"), call_id)
+        function = _plain(part.get("function"))
+        function = function if isinstance(function, dict) else {}
+        name, arguments = function.get("name"), function.get("arguments")
+        if arguments is not None and not isinstance(arguments, str):
+            arguments = to_text(arguments)  # an object or a number sent as such
+        text_name = name if isinstance(name, str) else ""
+        fresh_name = text_name != "" and text_name != entry.name  # some servers repeat it
+        if entry.sent:
+            if fresh_name or (arguments and arguments.strip()):
+                logger.warning(
+                    "toolweave: a streamed fragment of call '%s' arrived after the call had "
+                    "started; it was ignored",
+                    entry.id,
+                )
+            return
+        if call_id and not entry.id:
+            entry.id = call_id
+            self._by_id[call_id] = entry
+            self._ids.note(call_id)
+        if fresh_name and not (entry.name and entry.arguments):
+            entry.name += text_name
+        elif name is not None and not isinstance(name, str):
+            entry.bad_name = name
+        if arguments:
+            entry.arguments += arguments
+
+    def _entry(self, index: Any, call_id: str | None) -> _Fragments:
+        if type(index) is int and index >= 0:
+            entry = self._by_index.get(index)
+            if entry is None or (call_id and entry.id and call_id != entry.id):
+                entry = self._by_index[index] = self._new()  # a new call at this index
+            return entry
+        if call_id is not None:
+            found = self._by_id.get(call_id)
+            if found is not None and not found.sent:
+                return found
+            return self._new()
+        latest = self._all[-1] if self._all else None
+        return latest if latest is not None and not latest.sent else self._new()
+
+    def _new(self) -> _Fragments:
+        entry = _Fragments()
+        self._all.append(entry)
+        return entry
+
+    def complete(self) -> list[ToolCall]:
+        """Calls now complete, in order: a call is complete when a later one has begun, or
+        when it has its id and name and its arguments form a whole JSON object."""
+        out = []
+        while self._next < len(self._all) and (
+            self._next + 1 < len(self._all) or self._all[self._next].ready()
+        ):
+            out.append(self._send(self._all[self._next]))
+        return out
+
+    def rest(self, problem: str | None = None) -> list[ToolCall]:
+        """Every call not handed out yet (at most the latest one), with ``problem`` as its
+        error if given."""
+        return [self._send(e, problem) for e in self._all[self._next :]]
+
+    def _send(self, entry: _Fragments, problem: str | None = None) -> ToolCall:
+        entry.sent = True
+        self._next += 1
+        return one_call(entry.written(problem), self._next - 1, self._ids)
+
+
 async def dispatch_stream(
     stream: AsyncIterable[Any], orchestrator: Orchestrator, *, goal: str | None = None
 ) -> BatchResult:
@@ -280,28 +527,46 @@ async def dispatch_stream(
     as soon as its arguments are complete and its dependencies allow, while the model is still
     writing the rest of the batch. Returns the same ``BatchResult`` as ``orchestrator.run``.
 
-    A call is complete when the next one begins or its arguments already form a whole JSON
-    object; calls join the batch in the model's order.
+    A call is complete when the next one begins, or when it has its id and name and its
+    arguments already form a whole JSON object; calls join the batch in the order they began
+    (the model's order), and the call still open when the stream ends joins it then. Every
+    call that appeared in the stream gets exactly one result, as in ``calls_from_openai``
+    (generated ``call_{i}`` ids, renamed repeats, ``"(no name)"``). Index gaps, indexes
+    missing or of the wrong kind (the id, else the latest call, says which call a fragment
+    continues) and chunks of the wrong shape are tolerated: they are skipped or coerced.
+
+    If the stream fails midway (an ``Exception`` from the iterator), the calls already
+    complete run to their results, each call left incomplete gets an error naming the failure,
+    and the failure is logged on the ``toolweave`` logger; cancellation still propagates.
     """
-    parts: dict[int, dict[str, str]] = {}
-    sent = 0
+    calls = _StreamedCalls()
+    chunks = aiter(stream)
     async with orchestrator.stream(goal=goal) as batch:
-        async for chunk in stream:
-            for choice in _plain(chunk).get("choices") or []:
-                for delta in (choice.get("delta") or {}).get("tool_calls") or []:
-                    entry = parts.setdefault(
-                        delta.get("index", len(parts)), {"id": "", "name": "", "arguments": ""}
-                    )
-                    entry["id"] = delta.get("id") or entry["id"]
-                    function = delta.get("function") or {}
-                    entry["name"] += function.get("name") or ""
-                    entry["arguments"] += function.get("arguments") or ""
-            while sent in parts and (sent + 1 in parts or _whole_object(parts[sent]["arguments"])):
-                batch.add(_streamed_call(parts[sent], sent))
-                sent += 1
-        while sent in parts:
-            batch.add(_streamed_call(parts[sent], sent))
-            sent += 1
+        failure: Exception | None = None
+        while True:
+            try:
+                chunk = await anext(chunks)
+            except StopAsyncIteration:
+                break
+            except Exception as exc:  # the stream broke: answer what it left incomplete
+                failure = exc
+                break
+            calls.feed(chunk)
+            for call in calls.complete():
+                batch.add(call)
+        if failure is None:
+            rest = calls.rest()
+        else:
+            reason = f"{type(failure).__name__}: {safe_str(failure, 500)}"
+            rest = calls.rest(f"the response stream failed before this call was complete: {reason}")
+            logger.warning(
+                "toolweave: the response stream failed (%s); %d incomplete tool calls were "
+                "answered with an error",
+                reason,
+                len(rest),
+            )
+        for call in rest:
+            batch.add(call)
     return batch.result
 
 
@@ -311,12 +576,8 @@ def _whole_object(text: str) -> bool:
         return False
     try:
         return isinstance(json.loads(text), dict)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # bad JSON, or an int past the int-to-string limit
         return False
-
-
-def _streamed_call(entry: dict[str, str], index: int) -> ToolCall:
-    return ToolCall(entry["id"] or f"call_{index}", entry["name"], entry["arguments"])
 
 
 # ------------------------------------------------------------------ agent loop
@@ -363,8 +624,9 @@ async def run_openai_agent(
             model=model, messages=conversation, tools=tools, **create_options
         )
         message = response.choices[0].message
-        calls = calls_from_openai(message)
-        conversation.append(_assistant_message(message))
+        written = _read(message)
+        calls = unique_calls(written)
+        conversation.append(_assistant_message(message, calls, written))
         if not calls:
             run.final = message.content
             break
@@ -374,19 +636,22 @@ async def run_openai_agent(
     return run
 
 
-def _assistant_message(message: Any) -> dict[str, Any]:
+def _assistant_message(
+    message: Any, calls: Sequence[ToolCall], written: Sequence[Written]
+) -> dict[str, Any]:
+    """The model's message to send back, its tool calls under the ids they ran with, so every
+    answer names a call of the conversation."""
     data = _plain(message)
     out: dict[str, Any] = {"role": "assistant", "content": data.get("content")}
-    if data.get("tool_calls"):
-        out["tool_calls"] = [
-            {
-                "id": c["id"],
-                "type": "function",
-                "function": {
-                    "name": c["function"]["name"],
-                    "arguments": c["function"]["arguments"],
-                },
-            }
-            for c in data["tool_calls"]
-        ]
+    if calls:
+        out["tool_calls"] = [_echo(call, w) for call, w in zip(calls, written, strict=True)]
     return out
+
+
+def _echo(call: ToolCall, written: Written) -> dict[str, Any]:
+    raw = written.arguments
+    if written.kind == "custom":
+        text = raw if isinstance(raw, str) else ""
+        return {"id": call.id, "type": "custom", "custom": {"name": call.name, "input": text}}
+    text = raw if isinstance(raw, str) else to_text(call.arguments)
+    return {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": text}}

@@ -318,25 +318,26 @@ class BatchRun:
             task = asyncio.current_task()
             while task is not None and task.cancelling():
                 task.uncancel()
-            if d.settled.done():  # timed out: the fallback already applied
+            if d.settled.done():  # timed out or not needed: already settled
                 return
-            if self.stopped is not None:  # cancelled by _stop(): another decision stopped all
-                record = DecisionRecord(
-                    call_ids=d.context.waiting_ids,
-                    decision=Decision(action="stop", reason=self.stopped),
-                    fallback=True,
-                    error="not needed: another decision stopped the batch",
-                    error_type="cancelled",
-                    elapsed=time.perf_counter() - d.start,
-                    started_at=d.at,
-                    trigger=d.context.trigger,
-                )
-            else:
-                record = self._gate.cancelled(d.context, d.at, d.start)
+            record = self._gate.cancelled(d.context, d.at, d.start)
         if d.settled.done():  # the answer came after the timeout's fallback was applied
             log_event(logging.WARNING, "orchestration.decision_too_late")
             return
         self._settle(d, record)
+
+    def _not_needed(self, d: _Asking) -> DecisionRecord:
+        assert self.stopped is not None
+        return DecisionRecord(
+            call_ids=d.context.waiting_ids,
+            decision=Decision(action="stop", reason=self.stopped),
+            fallback=True,
+            error="not needed: another decision stopped the batch",
+            error_type="cancelled",
+            elapsed=time.perf_counter() - d.start,
+            started_at=d.at,
+            trigger=d.context.trigger,
+        )
 
     def _overdue(self, d: _Asking) -> None:
         """The decider ran past ``decider_timeout``: apply the fallback now, and cancel it."""
@@ -351,6 +352,7 @@ class BatchRun:
         """Apply a decision's outcome (once), then let the group close if nothing else runs."""
         if d.timer is not None:
             d.timer.cancel()
+        self._deciding.discard(d)  # first: applying a stop settles the decisions still open
         try:
             self.decisions.append(record)
             if self._trace is not None:
@@ -366,7 +368,6 @@ class BatchRun:
             self._launch()
         finally:
             d.settled.set_result(None)
-            self._deciding.discard(d)
             if d.task is not None and not d.task.done():
                 self._lingering.add(d.task)  # ended by _decide, or ignoring cancellation
 
@@ -407,10 +408,14 @@ class BatchRun:
     def _stop(self, reason: str) -> None:
         if self.stopped is None:
             self.stopped = reason or "no reason given"
-            current = asyncio.current_task()
+            # Decisions still in flight are not needed any more: settle them now (their
+            # deciders are cancelled; a task cancelled before it started never runs at all).
             for d in list(self._deciding):
-                if d.task is not None and d.task is not current and not d.settled.done():
+                if d.settled.done():
+                    continue
+                if d.task is not None and d.task is not asyncio.current_task():
                     d.task.cancel()
+                self._settle(d, self._not_needed(d))
         message = f"stopped by decider: {self.stopped}"
         for i in self._scheduler.stop():
             self._record(

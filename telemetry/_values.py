@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+import re
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -26,7 +27,7 @@ MAX_DEPTH = 64
 
 _OPAQUE_CHARS = 2000  # str() of an object we know nothing about is cut to this
 _DIGITS_PER_BIT = math.log10(2)
-_JSON_SCALARS = (str, bool, int, float, type(None))
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class _Budget:
@@ -45,8 +46,9 @@ class _Budget:
 
 
 def to_jsonable(value: Any, *, max_items: int | None = None) -> Any:
-    """``value`` as data ``json.dumps`` always accepts: dicts with string keys, lists, strings,
-    finite floats, ints that fit the int-to-string limit, bools and None. Never raises.
+    """``value`` as data ``json.dumps`` always accepts: dicts with string keys, lists, strings
+    that encode as UTF-8 (lone surrogates replaced), finite floats, ints that fit the
+    int-to-string limit, bools and None. Never raises.
 
     Pydantic models become their JSON dump (or their fields, when the dump fails), dataclasses
     their fields (no deep copy), mappings dicts (keys as text), lists, tuples and sets lists,
@@ -111,7 +113,7 @@ def _clean(text: str) -> str:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return text.encode("utf-8", "replace").decode("utf-8")
+        return _SURROGATE.sub("\ufffd", text)  # the replacement character
     return text
 
 
@@ -138,7 +140,7 @@ def _walk(value: Any, depth: int, path: set[int], budget: _Budget) -> Any:
         return "..."
     kind = type(value)
     if kind is str:
-        return value
+        return _clean(value)
     if kind is bool or value is None:
         return value
     if kind is int:
@@ -148,7 +150,7 @@ def _walk(value: Any, depth: int, path: set[int], budget: _Budget) -> Any:
     if isinstance(value, enum.Enum):
         return _walk(_enum_value(value), depth, path, budget)
     if isinstance(value, str):
-        return str.__str__(value)
+        return _clean(str.__str__(value))
     if isinstance(value, bool):
         return bool(value)
     if isinstance(value, int):
@@ -185,7 +187,7 @@ def _container(value: Any, depth: int, path: set[int], budget: _Budget) -> Any:
                 if budget.left is not None and budget.left <= 0:
                     out["..."] = "..."
                     break
-                out[k if type(k) is str else _key(k)] = _walk(v, depth, path, budget)
+                out[_clean(k) if type(k) is str else _key(k)] = _walk(v, depth, path, budget)
         except Exception:  # a mapping whose iteration raises: keep what we have
             out["..."] = "<cannot be read>"
         return out
@@ -242,7 +244,7 @@ def _pydantic_dump(value: Any) -> Any:
 
 def _key(key: Any) -> str:
     if isinstance(key, str):
-        return str.__str__(key)
+        return _clean(str.__str__(key))
     if key is None or isinstance(key, bool | float):
         import json
 

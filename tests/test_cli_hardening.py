@@ -442,7 +442,7 @@ def test_format_batches_shows_attributes_of_any_type() -> None:
     assert "waited for 5" in text
     assert "waited for 1, null, c1  (7)" in text
     assert "decide [7]" in text
-    assert "[bad ? name] " in text  # the lone surrogate is replaced
+    assert "[bad \ufffd name] " in text  # the lone surrogate is replaced
 
 
 # --- demo --agent --------------------------------------------------------------------------
@@ -502,7 +502,7 @@ def test_run_json_holds_hostile_outputs(
     assert outputs["big_int"] == "<int of about 5001 digits>"
     assert outputs["cyclic"] == [1, "<cycle>"]
     assert outputs["tuple_keys"] == {"(1, 2)": "pair"}
-    assert outputs["surrogate"] == "bad \ud800 char"
+    assert outputs["surrogate"] == "bad \ufffd char", "lone surrogates are replaced"
     assert "<nested too deep>" in json.dumps(outputs["deep"])
 
 
