@@ -370,6 +370,7 @@ class BatchRun:
             d.settled.set_result(None)
             if d.task is not None and not d.task.done():
                 self._lingering.add(d.task)  # ended by _decide, or ignoring cancellation
+                d.task.add_done_callback(self._lingering.discard)
 
     async def _end_decisions(self) -> None:
         """At the end of the run: cancel what still decides and give it a moment to end; a

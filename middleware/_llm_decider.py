@@ -18,6 +18,8 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base, wait_exponential, wait_random
 
+from toolweave.telemetry._values import to_jsonable
+
 from ._errors import (
     DeciderUnavailableError,
     DecisionRefusedError,
@@ -76,7 +78,7 @@ def decision_prompt(
     }
     return [
         {"role": "system", "content": system},
-        {"role": "user", "content": json.dumps(payload, ensure_ascii=False, default=str)},
+        {"role": "user", "content": json.dumps(to_jsonable(payload), ensure_ascii=False)},
     ]
 
 

@@ -231,7 +231,10 @@ def _collect_edges(
         p.targets = targets = {}
         for f in found:
             # References only, never the text around them: the plan goes on spans.
-            mapping[f.location] = ", ".join(r.text for r in f.references)
+            refs = f.references
+            mapping[f.location] = (
+                refs[0].text if len(refs) == 1 else ", ".join(r.text for r in refs)
+            )
             for ref in f.references:
                 target = _target_index(ref.target, index_of, n)
                 trouble = _edge_problem(p.index, target, serial)

@@ -22,6 +22,16 @@ def test_the_readme_example_runs_as_written() -> None:
     assert lines[3] == "call_3 ok <html>https://example.org/graphs/1</html>"
 
 
+def test_the_reliability_example_prints_what_the_readme_says() -> None:
+    text = README.read_text()
+    code = re.search(r"## Reliability.*?```python\n(.*?)```\n\nprints\n\n```\n(.*?)```", text, re.S)
+    assert code is not None
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code.group(1), "README.md", "exec"), {})
+    assert out.getvalue() == code.group(2)
+
+
 def test_ci_runs_the_readme_test_command() -> None:
     text = README.read_text()
     command = next(line for line in text.splitlines() if line.endswith("-m pytest"))
