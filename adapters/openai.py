@@ -453,12 +453,14 @@ class _StreamedCalls:
     def _take(self, part: dict[str, Any]) -> None:
         raw_id = part.get("id")
         call_id = raw_id if isinstance(raw_id, str) and raw_id else None
-        entry = self._entry(part.get("index"), call_id)
         function = _plain(part.get("function"))
         function = function if isinstance(function, dict) else {}
         name, arguments = function.get("name"), function.get("arguments")
         if arguments is not None and not isinstance(arguments, str):
             arguments = to_text(arguments)  # an object or a number sent as such
+        if call_id is None and name is None and not (arguments and arguments.strip()):
+            return  # a fragment that carries nothing: it must not begin a call of its own
+        entry = self._entry(part.get("index"), call_id, begins=name is not None)
         text_name = name if isinstance(name, str) else ""
         fresh_name = text_name != "" and text_name != entry.name  # some servers repeat it
         if entry.sent:
@@ -480,7 +482,7 @@ class _StreamedCalls:
         if arguments:
             entry.arguments += arguments
 
-    def _entry(self, index: Any, call_id: str | None) -> _Fragments:
+    def _entry(self, index: Any, call_id: str | None, *, begins: bool) -> _Fragments:
         if type(index) is int and index >= 0:
             entry = self._by_index.get(index)
             if entry is None or (call_id and entry.id and call_id != entry.id):
@@ -492,7 +494,9 @@ class _StreamedCalls:
                 return found
             return self._new()
         latest = self._all[-1] if self._all else None
-        return latest if latest is not None and not latest.sent else self._new()
+        if latest is None or (latest.sent and begins):
+            return self._new()
+        return latest  # a continuation; if the call already started, it is dropped (logged)
 
     def _new(self) -> _Fragments:
         entry = _Fragments()

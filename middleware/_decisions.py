@@ -16,7 +16,7 @@ from typing import Any, Literal, Protocol, TypeAlias, cast, runtime_checkable
 
 from pydantic import ValidationError
 
-from toolweave.telemetry._values import safe_str
+from toolweave.telemetry._values import safe_str, safe_type_name
 
 from ._errors import UsageError
 from ._log import log_event
@@ -176,7 +176,7 @@ class DecisionGate:
                 exc = exc.exc
                 if isinstance(exc, KeyboardInterrupt):
                     raise exc from None
-            kind = type(exc).__name__
+            kind = safe_type_name(exc)
             return self._failed(context, start, started_at, kind, f"{kind}: {safe_str(exc)}")
         self.failures = 0
         return self._record(context, start, started_at, decision, None, None)

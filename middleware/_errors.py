@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from toolweave.telemetry._values import safe_str
+from toolweave.telemetry._values import safe_str, safe_type_name
 
 __all__ = [
     "CallError",
@@ -195,7 +195,7 @@ class ToolExecutionError(CallError):
         tries = "" if attempts == 1 else f" after {attempts} attempts"
         text = safe_str(exc) or "(no message)"
         super().__init__(
-            f"failed{tries}: {type(exc).__name__}: {text}",
+            f"failed{tries}: {safe_type_name(exc)}: {text}",
             call_id=call_id,
             tool_name=tool_name,
         )

@@ -12,7 +12,7 @@ import contextvars
 import functools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Literal, overload
@@ -21,7 +21,7 @@ from opentelemetry.trace import Span, use_span
 from pydantic import ValidationError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
-from toolweave.telemetry._values import safe_str
+from toolweave.telemetry._values import safe_str, to_jsonable
 
 from ._decisions import DecideOn, DecisionGate, should_ask
 from ._errors import (
@@ -50,6 +50,7 @@ from ._references import (
     plain,
     preview,
     resolve_arguments,
+    searches,
     shorten,
 )
 from ._scheduler import Scheduler
@@ -61,7 +62,9 @@ __all__ = ["BatchRun", "FinishedView", "PendingView"]
 
 _UNSET: Any = object()
 _DECIDER_GRACE = 1.0  # seconds a cancelled decider gets to end before it is left behind
-_LEFT_BEHIND: set[asyncio.Task[None]] = set()  # deciders that ignored cancellation
+_SEARCHED = 100_000  # values of an output a searching path (.., *, filters) may visit
+_TOOL_GRACE = 0.1  # seconds a cancelled async tool gets to end before it is left behind
+_LEFT_BEHIND: set[asyncio.Task[Any]] = set()  # tasks that ignored cancellation
 
 
 @dataclass(eq=False, slots=True)
@@ -81,6 +84,30 @@ class _Asking:
 
 async def _settled(future: asyncio.Future[None]) -> None:
     await future
+
+
+async def _escaping(work: Awaitable[Any]) -> Any:
+    # asyncio re-raises SystemExit and KeyboardInterrupt out of the event loop when a task
+    # raises them: carry them out of the tool's own task as an ordinary exception instead.
+    try:
+        return await work
+    except (Exception, asyncio.CancelledError):
+        raise
+    except BaseException as exc:
+        raise Escaped(exc) from None
+
+
+async def _give_up_on(task: asyncio.Task[Any]) -> None:
+    """Give a cancelled task one moment to end; if it ignores cancellation, leave it behind."""
+    if not task.done():
+        await asyncio.wait({task}, timeout=_TOOL_GRACE)
+    if task.done():
+        if not task.cancelled():
+            task.exception()  # read, so it is never reported as unretrieved
+        return
+    log_event(logging.WARNING, "orchestration.tool_left_running")
+    _LEFT_BEHIND.add(task)
+    task.add_done_callback(_LEFT_BEHIND.discard)
 
 
 Trigger = Literal["step", "failure"]
@@ -136,7 +163,7 @@ class BatchRun:
         self._fatal: BaseException | None = None
         self._finished: list[int] = []  # indexes in the order their results were recorded
         self._seen: dict[int, FinishedCall] = {}  # what deciders saw of each, built once
-        self._plain: dict[int, Any] = {}  # outputs as reference paths walk them, built once
+        self._plain: dict[tuple[int, bool], Any] = {}  # outputs as paths walk them, built once
         self.decisions: list[DecisionRecord] = []
         self.stopped: str | None = None
         """The decider's reason, when it stopped the batch."""
@@ -199,6 +226,13 @@ class BatchRun:
         self.results.append(None)
         self._outputs.append(None)
         i = self._scheduler.add(p.deps, parked=parked)
+        if self.stopped is not None:  # a decider stopped the batch: nothing new starts
+            message = f"stopped by decider: {self.stopped}"
+            for j in self._scheduler.skip([i]):
+                self._record(
+                    self.prepared[j], "skipped", message=message, error_type="stopped_by_decider"
+                )
+            return
         if parked:
             return
         if self._scheduler.state[i] == "skipped":  # behind a call that already failed
@@ -220,7 +254,7 @@ class BatchRun:
         if doomed:
             self._fail_unstarted([whole[i] for i in doomed])
         for i in parked:
-            if i not in doomed:
+            if i not in doomed and self.results[i] is None:  # not skipped by a stop meanwhile
                 self._scheduler.unpark(i, whole[i].deps)
                 if self._scheduler.state[i] == "skipped":
                     self._record_skipped([i])
@@ -269,7 +303,7 @@ class BatchRun:
         if not resolved:
             return
         context = self._context(list(resolved), resolved, "step")
-        if not should_ask(self._decide_on, context):
+        if not self._should_ask(context):
             for i, arguments in resolved.items():
                 self._start(i, arguments)
             return
@@ -280,8 +314,17 @@ class BatchRun:
         if self._gate is None or not skipped or self.stopped is not None:
             return
         context = self._context(skipped, {}, "failure")
-        if should_ask(self._decide_on, context):
+        if self._should_ask(context):
             self._spawn_decision(context, {})
+
+    def _should_ask(self, context: DecisionContext) -> bool:
+        try:
+            return should_ask(self._decide_on, context)
+        except Exception:  # a decide_on predicate that fails: let the decider decide
+            logging.getLogger("toolweave").warning(
+                "toolweave: the decide_on predicate failed; asking the decider", exc_info=True
+            )
+            return True
 
     def _spawn_decision(self, context: DecisionContext, held: dict[int, dict[str, Any]]) -> None:
         assert self._group is not None
@@ -373,18 +416,21 @@ class BatchRun:
                 d.task.add_done_callback(self._lingering.discard)
 
     async def _end_decisions(self) -> None:
-        """At the end of the run: cancel what still decides and give it a moment to end; a
-        decider that ignores cancellation is left behind, logged, and never awaited."""
-        tasks = {d.task for d in self._deciding if d.task is not None} | self._lingering
+        """At the end of the run: cancel what still decides (only when the run is cancelled or
+        interrupted) and give it a moment to end. A decider that ignores cancellation is left
+        behind, logged, never awaited; one already past its timeout is not waited for again."""
         for d in self._deciding:
             if d.timer is not None:
                 d.timer.cancel()
-        tasks = {t for t in tasks if not t.done()}
-        for t in tasks:
+        in_flight = {d.task for d in self._deciding if d.task is not None and not d.task.done()}
+        for t in in_flight | self._lingering:
             t.cancel()
-        if tasks:
-            _, stuck = await asyncio.wait(tasks, timeout=_DECIDER_GRACE)
-            for t in stuck:
+        stuck = set(self._lingering)
+        if in_flight:
+            _, still = await asyncio.wait(in_flight, timeout=_DECIDER_GRACE)
+            stuck |= still
+        for t in stuck:
+            if not t.done():
                 log_event(logging.WARNING, "orchestration.decider_left_running")
                 _LEFT_BEHIND.add(t)
                 t.add_done_callback(_LEFT_BEHIND.discard)
@@ -487,13 +533,24 @@ class BatchRun:
             ) from exc
 
     def _value_of(self, p: Prepared, ref: Reference) -> Any:
-        target = p.targets[ref.target]
+        target = p.targets.get(ref.target)
+        if target is None:  # the planner rejects such calls; never a KeyError here
+            raise InvalidReferenceError(
+                f"reference {shorten(ref.text)!r} names no call of this batch",
+                call_id=p.call.id,
+                tool_name=p.call.name,
+            )
         output = self._outputs[target]
         if ref.path == "$":
             return output
-        walked = self._plain.get(target, _UNSET)
+        searching = searches(ref.path)
+        key = (target, searching)
+        walked = self._plain.get(key, _UNSET)
         if walked is _UNSET:
-            self._plain[target] = walked = plain(output)
+            # A path that searches (.., *, filters) walks bounded JSON-safe data: on a cyclic
+            # or heavily shared output it would otherwise never end.
+            walked = to_jsonable(output, max_items=_SEARCHED) if searching else plain(output)
+            self._plain[key] = walked
         try:
             return extract(walked, ref)
         except PathError as exc:
@@ -537,6 +594,8 @@ class BatchRun:
         async def bounded() -> Any:
             if tool.timeout is None:
                 return await self._call(tool, arguments)
+            if tool.is_async:
+                return await self._detached(tool, arguments, tool.timeout)
             deadline = asyncio.timeout(tool.timeout)
             try:
                 async with deadline:
@@ -585,6 +644,23 @@ class BatchRun:
         error = ToolExecutionError(exc, attempts, call_id=p.call.id, tool_name=p.call.name)
         error.__cause__ = exc
         return error
+
+    async def _detached(self, tool: Tool, arguments: dict[str, Any], limit: float) -> Any:
+        """One attempt of an async tool in a task of its own, so its timeout holds even if it
+        ignores cancellation: it is then cancelled and left behind (logged), and the call is
+        timed out. A tool that cancels itself ends its own task: ``CancelledError`` here."""
+        task = asyncio.ensure_future(_escaping(self._call(tool, arguments)))
+        try:
+            done, _ = await asyncio.wait({task}, timeout=limit)
+        except asyncio.CancelledError:  # the run is being cancelled: so is the tool
+            task.cancel()
+            await _give_up_on(task)
+            raise
+        if not done:
+            task.cancel()
+            await _give_up_on(task)
+            raise _AttemptTimeout
+        return task.result()
 
     async def _call(self, tool: Tool, arguments: dict[str, Any]) -> Any:
         args, kwargs = tool.bind(arguments)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
 from typing import Annotated, Any, Literal, NamedTuple
 
@@ -57,11 +57,34 @@ def _arguments_in(value: Any) -> Any:
     # this call's error rather than the batch's.
     if value is None:
         return {}
-    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
-        return value
+    try:
+        if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+            return value
+    except Exception:  # a dict subclass whose iteration raises
+        return "<arguments that cannot be read>"  # not JSON: the planner says so
     if isinstance(value, str):
         return value
     return to_text(value)
+
+
+_REPR_CHARS = 200
+
+
+class _Shown(str):
+    """A value's bounded text, printed as it is inside a model's ``repr``."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def _bounded_repr_args(
+    model: BaseModel, fields: frozenset[str]
+) -> Iterator[tuple[str | None, Any]]:
+    # A repr must stay cheap and never raise: ``fields`` may hold anything a tool returned
+    # (asyncio even prints a finished task's result when asyncio.run() returns).
+    for name, value in BaseModel.__repr_args__(model):
+        shown = name in fields and value is not None
+        yield name, _Shown(to_text(value, _REPR_CHARS)) if shown else value
 
 
 class ToolCall(BaseModel):
@@ -90,6 +113,9 @@ class ToolCall(BaseModel):
     depends_on: Annotated[list[str], BeforeValidator(_ids_as_text)] = Field(default_factory=list)
     error: str | None = None
     """Why this call cannot run, when the adapter that read it already knows."""
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        return _bounded_repr_args(self, frozenset({"arguments"}))
 
     def __init__(self, *args: Any, **data: Any) -> None:
         if len(args) > 4:
@@ -215,6 +241,9 @@ class CallResult(BaseModel):
     """When the call's outcome was settled (for a skipped call, when it was skipped)."""
     exception: BaseException | None = Field(default=None, exclude=True, repr=False)
     """The ``CallError`` behind ``error`` (for a tool's own exception, its ``__cause__``)."""
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        return _bounded_repr_args(self, frozenset({"output", "arguments"}))
 
     @property
     def ok(self) -> bool:

@@ -38,6 +38,7 @@ __all__ = [
     "compile_arguments",
     "extract",
     "resolve_arguments",
+    "searches",
     "shorten",
 ]
 
@@ -177,11 +178,25 @@ def plain(value: Any) -> Any:
     return value
 
 
+def searches(path: str) -> bool:
+    """Whether a path may visit many values (a wildcard, slice, filter or ``..``): such a path
+    walks the output's JSON-safe form, which is bounded even when the output is cyclic."""
+    try:
+        return _compile_path(path)[1]
+    except PathError:
+        return False  # extract() reports it
+
+
 @lru_cache(maxsize=2048)
 def _compile_path(path: str) -> tuple[Any, bool]:
     if len(path) > _MAX_PATH_CHARS or path.count(".") + path.count("[") > MAX_PATH_STEPS:
         raise PathError(
             f"'{shorten(path)}' is too long: a path may have at most {MAX_PATH_STEPS} steps"
+        )
+    if "=~" in path:  # Python's re has no time limit: a model-written pattern could hang us
+        raise PathError(
+            f"'{shorten(path)}' uses a regular-expression filter (=~), which references do "
+            "not support; compare with == instead"
         )
     try:
         expression = parse_jsonpath(path)

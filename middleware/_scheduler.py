@@ -218,6 +218,8 @@ class Scheduler:
         if self._next == n:
             return []
         i = self._next
+        if self._missing[i]:
+            return []  # parked in a streamed batch: it waits for the stream to close
         # Earlier calls are all final; dependencies point backward only, so i is startable.
         self.state[i] = "running"
         self._leave(i)

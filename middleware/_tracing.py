@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 import traceback
 from collections.abc import Callable
 from contextvars import Token
@@ -22,7 +23,7 @@ from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 from toolweave.telemetry import TraceContent
 from toolweave.telemetry import attributes as A
-from toolweave.telemetry._values import safe_str
+from toolweave.telemetry._values import safe_str, safe_type_name
 
 from ._models import BatchResult, CallResult, DecisionContext, DecisionRecord, ExecutionPlan
 
@@ -65,7 +66,7 @@ def start_batch_span(tracer: trace.Tracer, workflow_name: str) -> Span:
 def mark_failed(span: Span, exc: BaseException, content: TraceContent | None = None) -> None:
     """``run()`` raised: say so on the batch span (the message only with content capture on,
     since it may quote the batch)."""
-    summary = type(exc).__name__
+    summary = safe_type_name(exc)
     message = content.render("error", safe_str(exc)) if content and content.active else None
     _exception_event(span, exc, message or summary, with_stack=message is not None)
     span.set_status(Status(StatusCode.ERROR, f"{summary}: {message}" if message else summary))
@@ -81,6 +82,18 @@ def _exception_event(span: Span, exc: BaseException, message: str, *, with_stack
     if with_stack:
         attributes[A.EXCEPTION_STACKTRACE] = "".join(traceback.format_tb(exc.__traceback__))
     span.add_event("exception", attributes)
+
+
+def _argument_names_only(plan: dict[str, Any]) -> None:
+    """Without content capture, ``output_mapping`` keeps each reference under its top-level
+    argument's name only: keys deeper inside an argument's value are the model's data."""
+    for group in plan["execution_groups"]:
+        for entry in group["tools"]:
+            merged: dict[str, str] = {}
+            for location, refs in entry["output_mapping"].items():
+                name = re.split(r"[.\[]", location, maxsplit=1)[0]
+                merged[name] = f"{merged[name]}, {refs}" if name in merged else refs
+            entry["output_mapping"] = merged
 
 
 def _qualified(kind: type) -> str:
@@ -117,7 +130,10 @@ class BatchTrace:
                 A.TW_TOOL_IDS: [c.call_id for c in plan.calls],
             }
         )
-        self.batch.add_event(A.PLAN_EVENT, {A.TW_PLAN_JSON: json.dumps(plan.to_dict())})
+        shown = plan.to_dict()
+        if not self.capture:
+            _argument_names_only(shown)
+        self.batch.add_event(A.PLAN_EVENT, {A.TW_PLAN_JSON: json.dumps(shown)})
 
     @safely
     def call_started(self, index: int, call_id: str, tool: str, deps: list[int]) -> None:
@@ -173,7 +189,7 @@ class BatchTrace:
             attributes[A.ERROR_TYPE] = error_type
             cause = result.exception.__cause__ if result.exception is not None else None
             shown = cause or result.exception
-            summary = error_type if cause is None else f"{error_type}: {type(cause).__name__}"
+            summary = error_type if cause is None else f"{error_type}: {safe_type_name(cause)}"
             message = self.content.render("error", result.error or "") if self.capture else None
             if shown is not None:
                 _exception_event(span, shown, message or summary, with_stack=self.capture)

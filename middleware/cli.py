@@ -95,6 +95,11 @@ def _start_tracing(spec: str) -> Any:
         return configure_tracing(spec)
     except (ImportError, ValueError) as exc:
         raise CliError(f"--trace {spec}: {exc}") from None
+    except OSError as exc:  # jsonl:PATH in a folder that does not exist, say
+        raise CliError(
+            f"--trace {spec}: cannot write there ({exc.strerror or _describe(exc)}); "
+            "pass jsonl:PATH with PATH a file in a folder that exists"
+        ) from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -319,10 +324,11 @@ def _import(spec: str) -> ModuleType:
             path = pathlib.Path(spec)
             if not path.is_file():
                 raise CliError(f"no such file: {spec}")
-            loaded = importlib.util.spec_from_file_location(path.stem, path)
+            # A file named like an imported module (json.py) must not take its place.
+            name = path.stem if path.stem not in sys.modules else f"toolweave_tools_{path.stem}"
+            loaded = importlib.util.spec_from_file_location(name, path)
             if loaded is None or loaded.loader is None:
                 raise CliError(f"cannot load {spec} as a module: pass a .py file")
-            name = path.stem
             module = importlib.util.module_from_spec(loaded)
             sys.modules[name] = module
             loaded.loader.exec_module(module)

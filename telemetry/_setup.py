@@ -29,11 +29,14 @@ def _sdk_error(what: str) -> ImportError:
 
 
 def jsonl_exporter(path: str | os.PathLike[str]) -> SpanExporter:
-    """A span exporter that appends one JSON object per span to ``path``."""
+    """A span exporter that appends one JSON object per span to ``path``. ``OSError`` now,
+    not at the first export, when ``path`` cannot be written (a folder that does not exist)."""
     try:
         from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
     except ImportError as exc:
         raise _sdk_error("the jsonl exporter") from exc
+    with open(path, "a", encoding="utf-8"):
+        pass
 
     class _JsonLines(SpanExporter):
         def __init__(self) -> None:

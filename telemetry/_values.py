@@ -20,12 +20,15 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["MAX_DEPTH", "safe_str", "to_jsonable", "to_text"]
+__all__ = ["MAX_DEPTH", "MAX_NODES", "safe_str", "safe_type_name", "to_jsonable", "to_text"]
 
 MAX_DEPTH = 64
 """Containers nested deeper than this are shown as a marker, not walked."""
 
 _OPAQUE_CHARS = 2000  # str() of an object we know nothing about is cut to this
+MAX_NODES = 1_000_000
+"""At most this many values are emitted when no ``max_items`` is given: an output whose parts
+are shared many times over would otherwise expand without end."""
 _DIGITS_PER_BIT = math.log10(2)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -55,10 +58,11 @@ def to_jsonable(value: Any, *, max_items: int | None = None) -> Any:
     bytes text. A cycle becomes ``"<cycle>"``, nesting past ``MAX_DEPTH`` ``"<nested too deep>"``,
     an int past the limit ``"<int of N digits>"``, NaN and infinities their names, and anything
     else its ``str()`` (cut to 2,000 characters; a generator is never consumed). ``max_items``
-    bounds the number of values emitted in all (for previews); the rest is ``"..."``.
+    bounds the number of values emitted in all (default ``MAX_NODES``); the rest is
+    ``"..."``.
     """
     try:
-        return _walk(value, 0, set(), _Budget(max_items))
+        return _walk(value, 0, set(), _Budget(MAX_NODES if max_items is None else max_items))
     except RecursionError:
         return "<nested too deep>"
     except Exception as exc:  # nothing above raises by design; this is the last guard
@@ -102,11 +106,16 @@ def safe_str(value: Any, limit: int = _OPAQUE_CHARS) -> str:
     return f"<{_type_name(value)} object (cannot be shown)>"
 
 
-def _type_name(value: Any) -> str:
+def safe_type_name(value: Any) -> str:
+    """The name of ``value``'s class, even when its metaclass makes reading it raise."""
     try:
-        return type(value).__name__
-    except Exception:  # pragma: no cover - type() of anything has a name
+        name = type(value).__name__
+    except Exception:
         return "object"
+    return name if isinstance(name, str) else "object"
+
+
+_type_name = safe_type_name
 
 
 def _clean(text: str) -> str:

@@ -880,3 +880,14 @@ def test_the_real_client_when_the_stream_breaks_off(caplog: pytest.LogCaptureFix
     assert rows(result) == [("a", "ok", None), ("b", "error", "invalid_call")]
     assert "the response stream failed before this call was complete:" in error_of(result, "b")
     assert "response stream failed" in caplog.text
+
+
+def test_an_empty_fragment_between_calls_begins_no_call_of_its_own() -> None:
+    # A server that omits index and sends an empty fragment after a complete call.
+    result = dispatch(
+        chunk(part(call_id="c1", name="search", args='{"q": "x"}')),
+        chunk({"type": "function", "function": {"arguments": ""}}),
+        chunk(part(call_id="c2", name="search", args='{"q": "y"}')),
+    )
+    assert [r.call_id for r in result.results] == ["c1", "c2"]
+    assert [m["tool_call_id"] for m in to_openai_messages(result)] == ["c1", "c2"]

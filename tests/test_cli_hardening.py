@@ -557,3 +557,31 @@ def test_run_exits_promptly_when_a_blocking_tool_timed_out(tmp_path: pathlib.Pat
     assert "timed out" in proc.stdout
     assert "0 ok, 1 error, 0 skipped" in proc.stdout
     assert took < 10, f"the process stayed {took:.1f} s after the batch ended"
+
+
+@pytest.mark.parametrize("where", ["missing-folder", "a-folder"])
+def test_a_trace_file_that_cannot_be_written_exits_2(
+    where: str, tools: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    batch = tmp_path / "batch.json"
+    batch.write_text('[{"id": "1", "name": "search", "arguments": {"q": "x"}}]')
+    target = tmp_path / "nowhere" / "x.jsonl" if where == "missing-folder" else tmp_path
+    done = cli("run", str(batch), "--tools", str(tools), "--trace", f"jsonl:{target}")
+    assert done.returncode == 2, done.stderr
+    line = one_error_line(done.stderr)
+    assert "cannot write there" in line
+    assert "a folder that exists" in line
+
+
+def test_a_tools_file_named_like_a_stdlib_module_does_not_replace_it(
+    tmp_path: pathlib.Path,
+) -> None:
+    module = tmp_path / "json.py"
+    module.write_text(
+        "from toolweave import tool\n\n@tool\ndef info() -> dict:\n    return {'a': [1, 2]}\n"
+    )
+    batch = tmp_path / "batch.json"
+    batch.write_text('[{"id": "1", "name": "info", "arguments": {}}]')
+    done = cli("run", str(batch), "--tools", str(module), "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["calls"][0]["output"] == {"a": [1, 2]}

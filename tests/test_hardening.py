@@ -750,3 +750,207 @@ def test_the_decider_context_is_a_view_that_dumps_like_a_list() -> None:
     dumped = json.loads(first.model_dump_json())
     assert [f["call_id"] for f in dumped["finished"]] == ["a"]
     assert [c["id"] for c in dumped["pending"]] == ["s1", "s2", "s3", "s4"]
+
+
+# ---------------------------------------------------------------- found by trying to break it
+
+
+def test_a_decide_on_predicate_that_raises_asks_the_decider() -> None:
+    asked: list[list[str]] = []
+
+    def rule(ctx: DecisionContext) -> None:
+        asked.append(ctx.waiting_ids)
+
+    def predicate(ctx: DecisionContext) -> bool:
+        return bool(ctx.waiting[0].arguments["nokey"])
+
+    calls = [ToolCall("a", "echo", {"value": 1}), ToolCall("b", "echo", {"value": "${a}"})]
+    result = run(Orchestrator([echo], decider=rule, decide_on=predicate), calls)
+    assert result.ok
+    assert asked == [["b"]]
+
+
+@pytest.mark.parametrize("target", ["later", "nope"], ids=["forward", "unknown"])
+def test_a_serial_stream_with_a_forward_or_unknown_reference(target: str) -> None:
+    async def main() -> Any:
+        orchestrator = Orchestrator([echo], strategy="serial")
+        async with orchestrator.stream() as batch:
+            batch.add(ToolCall("first", "echo", {"value": f"${{{target}}}"}))
+            batch.add(ToolCall("later", "echo", {"value": 1}))
+        return batch.result
+
+    result = asyncio.run(asyncio.wait_for(main(), GUARD))
+    assert [r.call_id for r in result.results] == ["first", "later"]
+    assert result.get("first").error_type == "invalid_reference"
+    assert result.get("later").ok
+
+
+def test_a_stop_in_a_stream_skips_parked_calls_once_and_calls_added_later() -> None:
+    def stop(ctx: DecisionContext) -> Decision:
+        return Decision(action="stop", reason="enough")
+
+    async def main() -> Any:
+        orchestrator = Orchestrator([echo], decider=stop)
+        async with orchestrator.stream() as batch:
+            batch.add(ToolCall("a", "echo", {"value": {"v": 1}}))
+            batch.add(ToolCall("p", "echo", {"value": "${q.v}"}))  # parked: q comes later
+            batch.add(ToolCall("b", "echo", {"value": "${a.v}"}))
+            await asyncio.sleep(0.1)  # the decision about b stops the batch
+            batch.add(ToolCall("q", "echo", {"value": {"v": 3}}))
+        return batch.result
+
+    result = asyncio.run(asyncio.wait_for(main(), GUARD))
+    assert result.stopped == "enough"
+    assert {r.call_id: r.status for r in result.results} == {
+        "a": "ok",
+        "p": "skipped",
+        "b": "skipped",
+        "q": "skipped",
+    }
+    assert result.get("q").error == "stopped by decider: enough"
+
+
+def _parent_pointers() -> Any:
+    root: dict[str, Any] = {"id": 1, "children": []}
+    root["children"].append({"id": 2, "parent": root})
+    return root
+
+
+def _shared(depth: int) -> Any:
+    node: Any = {"id": 0}
+    for _ in range(depth):
+        node = {"l": node, "r": node}
+    return node
+
+
+@pytest.mark.parametrize(
+    ("output", "path"),
+    [
+        pytest.param(_parent_pointers, "${a..id}", id="cyclic-recursive-descent"),
+        pytest.param(lambda: _shared(40), "${a..id}", id="shared-subtrees-descent"),
+        pytest.param(lambda: _shared(40), "${a.l.l.l.r.id}", id="shared-subtrees-plain-path"),
+    ],
+)
+def test_a_searching_path_on_a_cyclic_or_shared_output_ends(output: Any, path: str) -> None:
+    @tool
+    async def produce() -> Any:
+        return output()
+
+    calls = [ToolCall("a", "produce"), ToolCall("b", "echo", {"value": path})]
+    start = time.monotonic()
+    result = run(Orchestrator([produce, echo]), calls)
+    assert time.monotonic() - start < GUARD / 2
+    assert result.get("a").ok
+    assert result.get("b").status in ("ok", "error")
+    assert to_text(result.get("b").output, 50) or result.get("b").error
+
+
+def test_a_regex_filter_in_a_reference_is_refused() -> None:
+    @tool
+    async def produce() -> Any:
+        return [{"title": "a" * 40 + "!"}]
+
+    calls = [
+        ToolCall("a", "produce"),
+        ToolCall("b", "echo", {"value": "${a[?(@.title =~ '(a+)+$')]}"}),
+    ]
+    result = run(Orchestrator([produce, echo]), calls)
+    assert result.get("b").error_type == "invalid_reference"
+    assert "regular-expression filter (=~)" in (result.get("b").error or "")
+
+
+def test_an_async_tool_that_ignores_cancellation_still_times_out() -> None:
+    @tool(timeout=0.2)
+    async def stubborn() -> None:
+        end = time.monotonic() + 3.0
+        while time.monotonic() < end:
+            try:
+                await asyncio.sleep(0.05)
+            except asyncio.CancelledError:
+                continue
+
+    async def main() -> tuple[Any, float]:
+        start = time.monotonic()
+        result = await Orchestrator([stubborn, echo]).run(
+            [ToolCall("s", "stubborn"), ToolCall("e", "echo", {"value": 1})]
+        )
+        return result, time.monotonic() - start
+
+    result, took = asyncio.run(main())
+    assert took < 2.0
+    assert result.get("s").error_type == "timeout"
+    assert result.get("e").ok
+
+
+def test_a_decider_that_ignores_cancellation_does_not_hold_the_batch_past_its_timeout() -> None:
+    class Stubborn:
+        async def decide(self, context: DecisionContext) -> Decision:
+            end = time.monotonic() + 3.0
+            while time.monotonic() < end:
+                try:
+                    await asyncio.sleep(0.05)
+                except asyncio.CancelledError:
+                    continue
+            return Decision(action="continue")
+
+    calls = [ToolCall("a", "echo", {"value": 1}), ToolCall("b", "echo", {"value": "${a}"})]
+
+    async def main() -> float:
+        start = time.monotonic()
+        await Orchestrator([echo], decider=Stubborn(), decider_timeout=0.1).run(calls)
+        return time.monotonic() - start
+
+    assert asyncio.run(main()) < 0.9, "no grace period on top of decider_timeout"
+
+
+def test_an_exception_whose_class_name_cannot_be_read_is_still_an_error() -> None:
+    class Meta(type):
+        def __getattribute__(cls, name: str) -> Any:
+            if name == "__name__":
+                raise RuntimeError("no name")
+            return super().__getattribute__(name)
+
+    class Nameless(Exception, metaclass=Meta):
+        pass
+
+    @tool
+    async def fail() -> None:
+        raise Nameless("x")
+
+    result = run(Orchestrator([fail]), [ToolCall("f", "fail")])
+    assert result.get("f").error_type == "tool_error"
+    assert "failed: object: x" in (result.get("f").error or "")
+
+
+def test_arguments_whose_iteration_raises_are_the_calls_error() -> None:
+    class Broken(dict):  # type: ignore[type-arg]
+        def __iter__(self) -> Any:
+            raise RuntimeError("no iteration")
+
+    calls = [{"id": "x", "name": "echo", "arguments": Broken(a=1)}, ToolCall("e", "echo")]
+    result = run(Orchestrator([echo]), calls)
+    assert result.get("x").error_type == "invalid_arguments"
+    assert result.get("e").ok
+
+
+def test_keys_inside_an_argument_stay_off_the_plan_event_without_capture() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    calls = [
+        ToolCall("a", "echo", {"value": 1}),
+        ToolCall("b", "echo", {"value": {"alice@corp.com": "${a}"}}),
+    ]
+    run(Orchestrator([echo], tracer_provider=provider), calls)
+    finished = exporter.get_finished_spans()
+    assert "alice@corp.com" not in _everything_on(finished)
+    [event] = [e for s in finished for e in s.events if e.name == "toolweave.plan"]
+    plan = json.loads(str((event.attributes or {})["toolweave.plan.json"]))
+    mapping = {
+        t["tool_id"]: t["output_mapping"] for g in plan["execution_groups"] for t in g["tools"]
+    }
+    assert mapping == {"a": {}, "b": {"value": "${a}"}}
