@@ -574,7 +574,14 @@ async def dispatch_stream(
     return batch.result
 
 
+_EARLY_PARSE_CHARS = 65_536
+"""Arguments longer than this are not parsed on every fragment to see whether they are whole
+(that is quadratic); such a call starts when the next one begins or the stream ends."""
+
+
 def _whole_object(text: str) -> bool:
+    if len(text) > _EARLY_PARSE_CHARS:
+        return False
     text = text.strip()
     if not text.endswith("}"):
         return False

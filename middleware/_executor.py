@@ -255,24 +255,21 @@ class BatchRun:
             self._fail_unstarted([whole[i] for i in doomed])
         for i in parked:
             if i not in doomed and self.results[i] is None:  # not skipped by a stop meanwhile
-                self._scheduler.unpark(i, whole[i].deps)
-                if self._scheduler.state[i] == "skipped":
-                    self._record_skipped([i])
+                self._record_skipped(self._scheduler.unpark(i, whole[i].deps))
         self._launch()
 
     def _launch(self) -> None:
-        """Start what became ready; calls that wait on others go through the decider first."""
-        ready = self._scheduler.take_ready()
-        if not ready:
-            return
-        direct, gated = ready, []
-        if self._gate is not None:
-            direct = [i for i in ready if not self.prepared[i].deps]
-            gated = [i for i in ready if self.prepared[i].deps]
-        for i in direct:
-            self._start(i, None)
-        if gated:
-            self._ask_before(gated)
+        """Start what became ready; calls that wait on others go through the decider first.
+        A loop: a gated call whose arguments fail frees the next one (serial batches)."""
+        while ready := self._scheduler.take_ready():
+            direct, gated = ready, []
+            if self._gate is not None:
+                direct = [i for i in ready if not self.prepared[i].deps]
+                gated = [i for i in ready if self.prepared[i].deps]
+            for i in direct:
+                self._start(i, None)
+            if gated:
+                self._ask_before(gated)
 
     def _start(self, i: int, arguments: dict[str, Any] | None) -> None:
         assert self._group is not None  # only a one-call batch runs without one

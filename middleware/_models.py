@@ -337,13 +337,23 @@ class DecisionContext(BaseModel):
     def report_usage(
         self, input_tokens: int, output_tokens: int, *, model: str | None = None
     ) -> None:
-        """For model-backed deciders: record the tokens a model used for this decision."""
+        """For model-backed deciders: record the tokens a model used for this decision.
+        Counts that are not whole non-negative numbers (a server's ``1.5``, ``1e300``, None)
+        count as 0; a model name that is not text is ignored."""
         usage = self._usage or {"input_tokens": 0, "output_tokens": 0}
-        usage["input_tokens"] += input_tokens
-        usage["output_tokens"] += output_tokens
+        usage["input_tokens"] += _tokens(input_tokens)
+        usage["output_tokens"] += _tokens(output_tokens)
         self._usage = usage
-        if model is not None:
+        if isinstance(model, str):
             self._model = model
+
+
+def _tokens(count: Any) -> int:
+    if isinstance(count, bool) or not isinstance(count, int | float):
+        return 0
+    if isinstance(count, float) and not (count.is_integer() and 0 <= count < 2**53):
+        return 0
+    return int(count) if 0 <= count < 2**63 else 0
 
 
 class DecisionRecord(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from concurrent.futures import Executor
 from types import TracebackType
 from typing import Any, Literal
@@ -32,6 +32,7 @@ __all__ = ["Orchestrator"]
 
 _STRATEGIES = ("auto", "serial")
 _GLOBAL_TRACER = trace.get_tracer("toolweave", _VERSION)
+_CLOSING_GRACE = 0.5  # seconds run_sync gives tasks left behind before it closes its loop
 
 
 class Orchestrator:
@@ -71,6 +72,15 @@ class Orchestrator:
         ):
             raise UsageError(
                 f"max_concurrency must be None or an int >= 1, got {max_concurrency!r}"
+            )
+        if decider_timeout is not None and (
+            isinstance(decider_timeout, bool)
+            or not isinstance(decider_timeout, int | float)
+            or not decider_timeout > 0
+        ):
+            raise UsageError(
+                f"decider_timeout must be None or a positive number of seconds, got "
+                f"{decider_timeout!r}"
             )
         if decide_on not in ("steps", "failure") and not callable(decide_on):
             raise UsageError(
@@ -236,7 +246,7 @@ class Orchestrator:
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return asyncio.run(self.run(calls, goal=goal))
+            return _run_to_end(self.run(calls, goal=goal))
         raise UsageError(
             "run_sync() was called inside a running event loop; use 'await orchestrator.run(...)'"
         )
@@ -247,6 +257,27 @@ class Orchestrator:
         if self._threads is None:
             self._threads = WorkerThreads("toolweave")
         return self._threads
+
+
+def _run_to_end(work: Coroutine[Any, Any, BatchResult]) -> BatchResult:
+    """``asyncio.run(work)``, except that at the end it gives tasks left behind (a tool or a
+    decider that ignored cancellation) a moment and then closes the loop without them:
+    ``asyncio.run`` would wait for them for ever."""
+    loop = asyncio.new_event_loop()
+    try:
+        asyncio.set_event_loop(loop)
+        return loop.run_until_complete(work)
+    finally:
+        try:
+            rest = asyncio.all_tasks(loop)
+            for task in rest:
+                task.cancel()
+            if rest:
+                loop.run_until_complete(asyncio.wait(rest, timeout=_CLOSING_GRACE))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
 
 
 def _log_outcome(result: BatchResult) -> None:

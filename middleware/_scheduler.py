@@ -76,14 +76,15 @@ class Scheduler:
         self._wire(i, deps)
         return i
 
-    def unpark(self, i: int, deps: Sequence[int]) -> None:
-        """Give a parked call its dependencies; it may become ready or skipped at once."""
+    def unpark(self, i: int, deps: Sequence[int]) -> list[int]:
+        """Give a parked call its dependencies; it may become ready or skipped at once. Return
+        the calls skipped now: it, and what was added behind it meanwhile."""
         if self.state[i] != "waiting":
-            return  # skipped meanwhile (a stop)
+            return []  # skipped meanwhile (a stop)
         self._missing[i] = 0
-        self._wire(i, deps)
+        return self._wire(i, deps)
 
-    def _wire(self, i: int, deps: Sequence[int]) -> None:
+    def _wire(self, i: int, deps: Sequence[int]) -> list[int]:
         missing = 0
         doomed: int | None = None
         for d in deps:
@@ -99,8 +100,10 @@ class Scheduler:
         if doomed is not None:
             self._finish(i, "skipped")
             self.cause[i] = doomed
-        elif missing == 0:
+            return [i, *self._skip_descendants(i, doomed)]
+        if missing == 0:
             self._ready.append(i)
+        return []
 
     def hold(self, indexes: Iterable[int]) -> None:
         """Calls handed out by ``take_ready()`` wait for a decision before they start."""

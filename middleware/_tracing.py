@@ -86,14 +86,29 @@ def _exception_event(span: Span, exc: BaseException, message: str, *, with_stack
 
 def _argument_names_only(plan: dict[str, Any]) -> None:
     """Without content capture, ``output_mapping`` keeps each reference under its top-level
-    argument's name only: keys deeper inside an argument's value are the model's data."""
+    argument's name only (keys deeper inside an argument's value are the model's data), and
+    only references to calls of the batch: ``${...}`` text that names none is just text."""
+    ids = set(plan["tool_ids"])
     for group in plan["execution_groups"]:
         for entry in group["tools"]:
             merged: dict[str, str] = {}
             for location, refs in entry["output_mapping"].items():
                 name = re.split(r"[.\[]", location, maxsplit=1)[0]
-                merged[name] = f"{merged[name]}, {refs}" if name in merged else refs
+                known = ", ".join(_known(ref, ids) for ref in refs.split(", "))
+                merged[name] = f"{merged[name]}, {known}" if name in merged else known
             entry["output_mapping"] = merged
+
+
+def _known(ref: str, ids: set[str]) -> str:
+    target = re.split(r"[.\[}]", ref[2:], maxsplit=1)[0].strip()
+    n = len(ids)
+    is_position = (
+        target.isascii()
+        and target.isdigit()
+        and len(target) <= len(str(n))
+        and 0 < int(target) <= n
+    )
+    return ref if target in ids or is_position else "${?}"
 
 
 def _qualified(kind: type) -> str:

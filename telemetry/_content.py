@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ._values import to_text
+from ._values import to_jsonable, to_text
 
 __all__ = ["CAPTURE_ENV", "TraceContent"]
 
@@ -28,7 +28,8 @@ class TraceContent:
 
     ``enabled=None`` (the default) follows ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``
     (``true`` to record); ``True`` or ``False`` decide outright. Values are passed through
-    ``redact(kind, value)`` if given, written as JSON and cut to ``max_chars``.
+    ``redact(kind, value)`` if given (``value`` is a JSON-safe copy: dicts, lists, strings,
+    numbers), written as JSON and cut to ``max_chars``.
 
     With content off, spans carry no argument or output value and no text that may quote one:
     error statuses and exception events say the error's type, not its message.
@@ -51,8 +52,12 @@ class TraceContent:
         unredacted) and the failure is logged."""
         if self.redact is not None:
             try:
-                value = self.redact(kind, value)
-            except Exception:
+                # A JSON-safe copy: the hook may scrub it in place without touching the
+                # values the run hands on, and never meets an object that raises.
+                value = self.redact(kind, to_jsonable(value))
+            except KeyboardInterrupt:
+                raise
+            except BaseException:  # SystemExit or CancelledError from a hook is its failure
                 logger.warning("toolweave: the redact hook failed on %s", kind, exc_info=True)
                 return "[redaction failed]"
         return to_text(value, max(3, self.max_chars))

@@ -45,8 +45,14 @@ def jsonl_exporter(path: str | os.PathLike[str]) -> SpanExporter:
 
         def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
             lines = [json.dumps(json.loads(s.to_json()), separators=(",", ":")) for s in spans]
-            with self._lock, open(self.path, "a", encoding="utf-8") as out:
-                out.write("".join(line + "\n" for line in lines))
+            try:
+                with self._lock, open(self.path, "a", encoding="utf-8") as out:
+                    out.write("".join(line + "\n" for line in lines))
+            except OSError as exc:  # a full disk, say: one line in the log, not a traceback
+                logging.getLogger("toolweave").warning(
+                    "toolweave: cannot write spans to %s: %s", self.path, exc.strerror or exc
+                )
+                return SpanExportResult.FAILURE
             return SpanExportResult.SUCCESS
 
         def shutdown(self) -> None:

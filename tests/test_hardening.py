@@ -954,3 +954,124 @@ def test_keys_inside_an_argument_stay_off_the_plan_event_without_capture() -> No
         t["tool_id"]: t["output_mapping"] for g in plan["execution_groups"] for t in g["tools"]
     }
     assert mapping == {"a": {}, "b": {"value": "${a}"}}
+
+
+# ---------------------------------------------------------------- found by a second pass
+
+
+def test_run_sync_returns_though_a_tool_was_left_running() -> None:
+    @tool(timeout=0.2)
+    async def stubborn() -> None:
+        end = time.monotonic() + 3.0
+        while time.monotonic() < end:
+            try:
+                await asyncio.sleep(0.05)
+            except asyncio.CancelledError:
+                continue
+
+    start = time.monotonic()
+    result = Orchestrator([stubborn]).run_sync([ToolCall("s", "stubborn")])
+    assert time.monotonic() - start < 2.5, "asyncio.run would wait for the stubborn task"
+    assert result.get("s").error_type == "timeout"
+
+
+@pytest.mark.parametrize("count", [1.5, 1e300, None, -3], ids=["fraction", "huge", "none", "neg"])
+def test_odd_token_counts_from_a_decider_count_as_zero(count: Any) -> None:
+    class Counting:
+        async def decide(self, context: DecisionContext) -> Decision:
+            context.report_usage(count, 2, model="m")
+            return Decision(action="continue")
+
+    calls = [ToolCall("a", "echo", {"value": 1}), ToolCall("b", "echo", {"value": "${a}"})]
+    result = run(Orchestrator([echo], decider=Counting(), decider_timeout=3), calls)
+    assert result.ok
+    assert result.decisions[0].usage == {"input_tokens": 0, "output_tokens": 2}
+
+
+def test_a_serial_gated_call_whose_arguments_fail_frees_the_next_one() -> None:
+    calls = [
+        ToolCall("a", "echo", {"value": {"v": 1}}),
+        ToolCall("b", "echo", {"value": "${a.missing}"}),
+        ToolCall("c", "echo", {"value": 3}),
+    ]
+    result = run(Orchestrator([echo], strategy="serial", decider=lambda ctx: None), calls)
+    assert [r.status for r in result.results] == ["ok", "error", "ok"]
+
+
+def test_a_parked_call_skipped_at_the_close_skips_what_waits_on_it() -> None:
+    async def main() -> Any:
+        async with Orchestrator([echo]).stream() as batch:
+            batch.add(ToolCall("a", "nosuch"))
+            batch.add(ToolCall("b", "echo", depends_on=["c"]))  # c comes later
+            batch.add(ToolCall("c", "echo", {"value": "${a}"}))
+            batch.add(ToolCall("d", "echo", {"value": "${b}"}))
+        return batch.result
+
+    result = asyncio.run(asyncio.wait_for(main(), GUARD))
+    assert {r.call_id: (r.status, r.error_type) for r in result.results} == {
+        "a": ("error", "unknown_tool"),
+        "b": ("skipped", "dependency_failed"),
+        "c": ("skipped", "dependency_failed"),
+        "d": ("skipped", "dependency_failed"),
+    }
+
+
+@pytest.mark.parametrize(
+    "exc", [SystemExit(1), asyncio.CancelledError(), GeneratorExit()], ids=["exit", "cancel", "gen"]
+)
+def test_a_redact_hook_raising_anything_is_its_own_failure(exc: BaseException) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from toolweave.telemetry import TraceContent
+
+    def redact(kind: str, value: Any) -> Any:
+        raise exc
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    content = TraceContent(enabled=True, redact=redact)
+    orchestrator = Orchestrator([echo], tracer_provider=provider, trace_content=content)
+    result = run(orchestrator, [ToolCall("e", "echo", {"value": 1})])
+    assert result.ok
+    assert "[redaction failed]" in _everything_on(exporter.get_finished_spans())
+
+
+def test_redact_gets_a_copy_it_may_scrub_in_place() -> None:
+    from toolweave.telemetry import TraceContent
+
+    def scrub(kind: str, value: Any) -> Any:
+        if isinstance(value, dict):
+            value.clear()
+        return value
+
+    content = TraceContent(enabled=True, redact=scrub)
+    calls = [ToolCall("a", "echo", {"value": {"k": 1}}), ToolCall("b", "echo", {"value": "${a.k}"})]
+    from opentelemetry.sdk.trace import TracerProvider
+
+    result = run(
+        Orchestrator([echo], tracer_provider=TracerProvider(), trace_content=content), calls
+    )
+    assert result.get("a").output == {"k": 1}
+    assert result.get("b").output == 1
+
+
+def test_reference_text_that_names_no_call_stays_off_the_plan_event() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    calls = [ToolCall("a", "echo", {"value": "PIN ${4921-7730-SECRET} and ${1}"})]
+    run(Orchestrator([echo], tracer_provider=provider), calls)
+    assert "4921-7730-SECRET" not in _everything_on(exporter.get_finished_spans())
+
+
+@pytest.mark.parametrize("value", ["5", 0, -1.0, True], ids=["text", "zero", "negative", "bool"])
+def test_a_bad_decider_timeout_is_a_usage_error(value: Any) -> None:
+    with pytest.raises(UsageError, match="decider_timeout must be None or a positive number"):
+        Orchestrator([echo], decider=lambda ctx: None, decider_timeout=value)
