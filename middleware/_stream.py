@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import context as context_api
 from opentelemetry import trace
 
-from ._errors import InvalidBatchError
+from ._errors import InvalidBatchError, UsageError
 from ._models import BatchResult, ToolCall
 from ._planner import Prepared, coerce_batch, plan_batch, prepare_call
 from ._tracing import BatchTrace, end_span, mark_failed, start_batch_span
@@ -44,7 +44,7 @@ class BatchStream:
     def result(self) -> BatchResult:
         """The batch's result, once the stream has closed."""
         if self._result is None:
-            raise RuntimeError("the stream is still open: read result after 'async with'")
+            raise UsageError("the stream is still open: read result after 'async with' ends")
         return self._result
 
     @property
@@ -53,6 +53,10 @@ class BatchStream:
         return list(self._calls)
 
     async def __aenter__(self) -> BatchStream:
+        if hasattr(self, "_run"):
+            raise UsageError(
+                "this stream was entered already: each orchestrator.stream() is entered once"
+            )
         o = self._orchestrator
         self._span = start_batch_span(o._tracer(), o.workflow_name)
         self._token = context_api.attach(trace.set_span_in_context(self._span))
@@ -86,6 +90,11 @@ class BatchStream:
 
     def add(self, call: ToolCall | Mapping[str, Any]) -> None:
         """Add a complete call; it starts as soon as its dependencies allow."""
+        if not hasattr(self, "_run"):
+            raise UsageError(
+                "add() before the stream was entered: use 'async with orchestrator.stream() "
+                "as batch: batch.add(call)'"
+            )
         if self._closed.is_set():
             raise InvalidBatchError("the stream is closed: no more calls can be added")
         [checked] = coerce_batch([call])

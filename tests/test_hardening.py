@@ -1075,3 +1075,20 @@ def test_reference_text_that_names_no_call_stays_off_the_plan_event() -> None:
 def test_a_bad_decider_timeout_is_a_usage_error(value: Any) -> None:
     with pytest.raises(UsageError, match="decider_timeout must be None or a positive number"):
         Orchestrator([echo], decider=lambda ctx: None, decider_timeout=value)
+
+
+def test_misusing_a_stream_is_a_usage_error() -> None:
+    async def main() -> None:
+        orchestrator = Orchestrator([echo])
+        early = orchestrator.stream()
+        with pytest.raises(UsageError, match="add\\(\\) before the stream was entered"):
+            early.add(ToolCall("a", "echo"))
+        async with orchestrator.stream() as batch:
+            batch.add(ToolCall("a", "echo", {"value": 1}))
+            with pytest.raises(UsageError, match="still open"):
+                _ = batch.result
+            with pytest.raises(UsageError, match="entered already"):
+                await batch.__aenter__()
+        assert batch.result.get("a").output == 1
+
+    asyncio.run(asyncio.wait_for(main(), GUARD))
