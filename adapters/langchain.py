@@ -125,7 +125,7 @@ class ToolweaveNode(Runnable[Any, Any]):
         self.last_result = result
         messages = [
             ToolMessage(
-                content=_content(r.output) if r.status == "ok" else f"Error: {to_text(r.error)}",
+                content=to_text(r.output) if r.status == "ok" else f"Error: {to_text(r.error)}",
                 tool_call_id=r.call_id,
                 name=r.name,
                 status="success" if r.status == "ok" else "error",
@@ -178,10 +178,6 @@ def _written(message: AIMessage) -> list[Written]:
             )
         out.append(Written(bad.get("id"), bad.get("name"), args, problem))
     return out
-
-
-def _content(output: Any) -> str:
-    return to_text(output)
 
 
 class LangChainDecider:

@@ -22,6 +22,7 @@ from ._errors import UsageError
 from ._log import log_event
 from ._models import Decision, DecisionContext, DecisionRecord
 from ._threads import Escaped, shared_threads
+from ._tools import is_async
 
 __all__ = [
     "DecideOn",
@@ -80,7 +81,7 @@ class RuleDecider:
         skips: list[str] = []
         reasons: list[str] = []
         for rule in self.rules:
-            if _is_async(rule):
+            if is_async(rule):
                 answer = rule(context)
             else:
                 answer = await asyncio.wrap_future(shared_threads().submit(rule, context))
@@ -97,12 +98,6 @@ class RuleDecider:
         if skips:
             return Decision(action="skip", skip=skips, reason="; ".join(r for r in reasons if r))
         return Decision(action="continue", reason="no rule objected")
-
-
-def _is_async(fn: Any) -> bool:
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-        getattr(fn, "__call__", None)  # noqa: B004 - an object whose __call__ is async
-    )
 
 
 def _valid(answer: Any) -> Decision:

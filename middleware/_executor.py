@@ -105,9 +105,22 @@ async def _give_up_on(task: asyncio.Task[Any]) -> None:
         if not task.cancelled():
             task.exception()  # read, so it is never reported as unretrieved
         return
-    log_event(logging.WARNING, "orchestration.tool_left_running")
+    _leave_behind(task, "orchestration.tool_left_running")
+
+
+def _leave_behind(task: asyncio.Task[Any], event: str) -> None:
+    """Keep a task that ignored cancellation alive until it ends (never awaited), and log it."""
+    log_event(logging.WARNING, event)
     _LEFT_BEHIND.add(task)
     task.add_done_callback(_LEFT_BEHIND.discard)
+
+
+def _uncancel_current_task() -> None:
+    """After a task cancelled itself and the CancelledError was handled, clear its pending
+    cancellation count so later awaits in it are not taken for cancellation."""
+    task = asyncio.current_task()
+    while task is not None and task.cancelling():
+        task.uncancel()
 
 
 Trigger = Literal["step", "failure"]
@@ -227,11 +240,7 @@ class BatchRun:
         self._outputs.append(None)
         i = self._scheduler.add(p.deps, parked=parked)
         if self.stopped is not None:  # a decider stopped the batch: nothing new starts
-            message = f"stopped by decider: {self.stopped}"
-            for j in self._scheduler.skip([i]):
-                self._record(
-                    self.prepared[j], "skipped", message=message, error_type="stopped_by_decider"
-                )
+            self._record_stopped(self._scheduler.skip([i]))
             return
         if parked:
             return
@@ -355,9 +364,7 @@ class BatchRun:
         except asyncio.CancelledError:
             if self._cancelled():
                 raise
-            task = asyncio.current_task()
-            while task is not None and task.cancelling():
-                task.uncancel()
+            _uncancel_current_task()
             if d.settled.done():  # timed out or not needed: already settled
                 return
             record = self._gate.cancelled(d.context, d.at, d.start)
@@ -428,9 +435,7 @@ class BatchRun:
             stuck |= still
         for t in stuck:
             if not t.done():
-                log_event(logging.WARNING, "orchestration.decider_left_running")
-                _LEFT_BEHIND.add(t)
-                t.add_done_callback(_LEFT_BEHIND.discard)
+                _leave_behind(t, "orchestration.decider_left_running")
 
     def _apply(self, record: DecisionRecord, held: dict[int, dict[str, Any]]) -> None:
         decision = record.decision
@@ -460,8 +465,11 @@ class BatchRun:
                 if d.task is not None and d.task is not asyncio.current_task():
                     d.task.cancel()
                 self._settle(d, self._not_needed(d))
+        self._record_stopped(self._scheduler.stop())
+
+    def _record_stopped(self, indexes: list[int]) -> None:
         message = f"stopped by decider: {self.stopped}"
-        for i in self._scheduler.stop():
+        for i in indexes:
             self._record(
                 self.prepared[i], "skipped", message=message, error_type="stopped_by_decider"
             )
@@ -616,9 +624,7 @@ class BatchRun:
             if self._cancelled():
                 raise  # the run itself is being cancelled
             # The tool cancelled its own task; TaskGroup would drop it without a trace.
-            task = asyncio.current_task()
-            while task is not None and task.cancelling():
-                task.uncancel()
+            _uncancel_current_task()
             self._fail(p, self._tool_error(p, exc, attempts), arguments, started, attempts)
         except _AttemptTimeout:
             error = ToolTimeoutError(

@@ -41,7 +41,7 @@ from ._references import (
 )
 from ._tools import Tool
 
-__all__ = ["Prepared", "coerce_batch", "plan_batch", "prepare_call"]
+__all__ = ["Prepared", "coerce_batch", "plan_batch", "prepare_call", "target_index"]
 
 logger = logging.getLogger("toolweave")
 
@@ -236,7 +236,7 @@ def _collect_edges(
                 refs[0].text if len(refs) == 1 else ", ".join(r.text for r in refs)
             )
             for ref in f.references:
-                target = _target_index(ref.target, index_of, n)
+                target = target_index(ref.target, index_of, n)
                 trouble = _edge_problem(p.index, target, serial)
                 if trouble is None and target is not None:
                     targets[ref.target] = target
@@ -246,7 +246,7 @@ def _collect_edges(
                         trouble or _no_such_call(ref.target, n)
                     )
     for written in p.call.depends_on:
-        target = _target_index(written, index_of, n)
+        target = target_index(written, index_of, n)
         trouble = _edge_problem(p.index, target, serial)
         if trouble is None and target is not None:
             deps[target] = None
@@ -296,7 +296,9 @@ def _parse_arguments(call: ToolCall) -> dict[str, Any]:
     return raw
 
 
-def _target_index(written: str, index_of: Mapping[str, int], n: int) -> int | None:
+def target_index(written: str, index_of: Mapping[str, int], n: int) -> int | None:
+    """The batch index a reference target or ``depends_on`` entry names (an id, else a 1-based
+    position), or None."""
     found = index_of.get(written)
     if found is not None:
         return found

@@ -126,7 +126,7 @@ def resolve_arguments(compiled: Any, value_of: Callable[[Reference], Any]) -> An
                 out.append(part)
             else:
                 value = value_of(part)
-                out.append(value if isinstance(value, str) else _to_json(value))
+                out.append(value if isinstance(value, str) else to_text(value))
         return "".join(out)
     if isinstance(compiled, dict):
         return {k: resolve_arguments(v, value_of) for k, v in compiled.items()}
@@ -165,7 +165,7 @@ def preview(value: Any, limit: int = _OUTPUT_PREVIEW) -> str:
 
 def shorten(text: str, limit: int = _SHOWN) -> str:
     """Model-written text (a reference, an id) cut for an error message."""
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return to_text(text, limit)
 
 
 def plain(value: Any) -> Any:
@@ -220,10 +220,6 @@ def _is_multi(node: Any) -> bool:
             return True
         stack += [getattr(node, side) for side in ("left", "right") if hasattr(node, side)]
     return False
-
-
-def _to_json(value: Any) -> str:
-    return to_text(value)
 
 
 def _location(path: list[str | int]) -> str:

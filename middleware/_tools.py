@@ -101,7 +101,7 @@ class Tool:
             retries=retries,
             retry_wait=retry_wait if retry_wait is not None else default_retry_wait(),
             retry_on=retry_on if isinstance(retry_on, tuple) else (retry_on,),
-            is_async=_is_async(fn),
+            is_async=is_async(fn),
             _defaults=defaults,
             _positional=positional,
         )
@@ -261,7 +261,9 @@ def _location(loc: tuple[int | str, ...]) -> str:
     return text or "(arguments)"
 
 
-def _is_async(fn: Callable[..., Any]) -> bool:
+def is_async(fn: Callable[..., Any]) -> bool:
+    """Whether calling ``fn`` returns a coroutine (an ``async def``, or an object whose
+    ``__call__`` is one)."""
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
         getattr(fn, "__call__", None)  # noqa: B004 - an object whose __call__ is async
     )

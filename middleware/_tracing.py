@@ -26,6 +26,7 @@ from toolweave.telemetry import attributes as A
 from toolweave.telemetry._values import safe_str, safe_type_name
 
 from ._models import BatchResult, CallResult, DecisionContext, DecisionRecord, ExecutionPlan
+from ._planner import target_index
 
 __all__ = ["BatchTrace", "end_span", "mark_failed", "safely", "start_batch_span"]
 
@@ -88,7 +89,7 @@ def _argument_names_only(plan: dict[str, Any]) -> None:
     """Without content capture, ``output_mapping`` keeps each reference under its top-level
     argument's name only (keys deeper inside an argument's value are the model's data), and
     only references to calls of the batch: ``${...}`` text that names none is just text."""
-    ids = set(plan["tool_ids"])
+    ids = {call_id: i for i, call_id in enumerate(plan["tool_ids"])}
     for group in plan["execution_groups"]:
         for entry in group["tools"]:
             merged: dict[str, str] = {}
@@ -99,21 +100,18 @@ def _argument_names_only(plan: dict[str, Any]) -> None:
             entry["output_mapping"] = merged
 
 
-def _known(ref: str, ids: set[str]) -> str:
+def _known(ref: str, ids: dict[str, int]) -> str:
     target = re.split(r"[.\[}]", ref[2:], maxsplit=1)[0].strip()
-    n = len(ids)
-    is_position = (
-        target.isascii()
-        and target.isdigit()
-        and len(target) <= len(str(n))
-        and 0 < int(target) <= n
-    )
-    return ref if target in ids or is_position else "${?}"
+    return ref if target_index(target, ids, len(ids)) is not None else "${?}"
 
 
 def _qualified(kind: type) -> str:
-    module = getattr(kind, "__module__", "")
-    name = getattr(kind, "__qualname__", kind.__name__)
+    try:  # a metaclass may make reading these raise
+        module, name = kind.__module__, kind.__qualname__
+    except Exception:
+        return "object"
+    if not isinstance(name, str):
+        return "object"
     return name if module in ("builtins", "", None) else f"{module}.{name}"
 
 

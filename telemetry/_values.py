@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 import math
 import re
 import sys
@@ -66,7 +67,7 @@ def to_jsonable(value: Any, *, max_items: int | None = None) -> Any:
     except RecursionError:
         return "<nested too deep>"
     except Exception as exc:  # nothing above raises by design; this is the last guard
-        return f"<unrenderable {_type_name(value)}: {type(exc).__name__}>"
+        return f"<unrenderable {safe_type_name(value)}: {type(exc).__name__}>"
 
 
 def to_text(value: Any, limit: int | None = None) -> str:
@@ -77,19 +78,15 @@ def to_text(value: Any, limit: int | None = None) -> str:
     if isinstance(value, str):
         text = value
     else:
-        import json
-
         budget = None if limit is None else limit + 1
         try:
             data = to_jsonable(value, max_items=budget)
             # An object shown by its str() (a date, an opaque object) reads better unquoted.
             text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
         except Exception as exc:  # defensive: to_jsonable's output always dumps
-            text = f"<unrenderable {_type_name(value)}: {type(exc).__name__}>"
+            text = f"<unrenderable {safe_type_name(value)}: {type(exc).__name__}>"
     text = _clean(text)
-    if limit is not None and len(text) > limit:
-        text = text[: max(0, limit - 3)] + "..."
-    return text
+    return text if limit is None else _cut(text, limit)
 
 
 def safe_str(value: Any, limit: int = _OPAQUE_CHARS) -> str:
@@ -101,9 +98,8 @@ def safe_str(value: Any, limit: int = _OPAQUE_CHARS) -> str:
         except Exception:
             continue
         if isinstance(text, str):
-            text = _clean(text)
-            return text if len(text) <= limit else text[: max(0, limit - 3)] + "..."
-    return f"<{_type_name(value)} object (cannot be shown)>"
+            return _cut(_clean(text), limit)
+    return f"<{safe_type_name(value)} object (cannot be shown)>"
 
 
 def safe_type_name(value: Any) -> str:
@@ -115,7 +111,8 @@ def safe_type_name(value: Any) -> str:
     return name if isinstance(name, str) else "object"
 
 
-_type_name = safe_type_name
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: max(0, limit - 3)] + "..."
 
 
 def _clean(text: str) -> str:
@@ -255,8 +252,6 @@ def _key(key: Any) -> str:
     if isinstance(key, str):
         return _clean(str.__str__(key))
     if key is None or isinstance(key, bool | float):
-        import json
-
         try:
             return json.dumps(_walk(key, 0, set(), _Budget(None)))
         except Exception:
