@@ -17,6 +17,10 @@ from typing import Any
 
 import pytest
 from hostile import HOSTILE, Unshowable
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from toolweave import (
     Decision,
@@ -27,9 +31,28 @@ from toolweave import (
     UsageError,
     tool,
 )
+from toolweave.telemetry import TraceContent
 from toolweave.telemetry._values import to_jsonable, to_text
 
 GUARD = 20.0  # seconds; only reached when the behaviour under test is broken
+
+
+def recording() -> tuple[TracerProvider, InMemorySpanExporter]:
+    """A tracer provider whose finished spans can be read back."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return provider, exporter
+
+
+async def ignore_cancellation(seconds: float) -> None:
+    """Run for ``seconds``, swallowing every cancellation meanwhile."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            await asyncio.sleep(0.05)
+        except asyncio.CancelledError:
+            continue
 
 
 def run(orchestrator: Orchestrator, calls: list[Any], **options: Any) -> Any:
@@ -533,14 +556,7 @@ def test_a_process_exits_while_an_abandoned_thread_still_sleeps(tmp_path: Any) -
 
 
 def test_cancelling_while_entering_a_stream_leaves_nothing_behind() -> None:
-    from opentelemetry import trace
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider, exporter = recording()
     orchestrator = Orchestrator([echo], tracer_provider=provider)
 
     async def enter() -> None:
@@ -567,13 +583,7 @@ SECRET = "hunter2-secret"
 
 
 def test_with_content_off_no_value_reaches_a_span() -> None:
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider, exporter = recording()
 
     @tool
     async def leak(value: str) -> None:
@@ -605,11 +615,6 @@ def test_with_content_off_no_value_reaches_a_span() -> None:
 
 
 def test_with_content_on_errors_go_through_redact_and_a_failing_redact_ends_spans() -> None:
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    from toolweave.telemetry import TraceContent
 
     @tool
     async def leak(value: str) -> None:
@@ -619,9 +624,7 @@ def test_with_content_on_errors_go_through_redact_and_a_failing_redact_ends_span
         (lambda kind, value: str(value).replace(SECRET, "***"), "bad value ***"),
         (lambda kind, value: 1 / 0, "[redaction failed]"),
     ):
-        exporter = InMemorySpanExporter()
-        provider = TracerProvider()
-        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        provider, exporter = recording()
         content = TraceContent(enabled=True, redact=redact)
         orchestrator = Orchestrator([echo, leak], tracer_provider=provider, trace_content=content)
         calls = [ToolCall("e", "echo", {"value": 1}), ToolCall("boom", "leak", {"value": SECRET})]
@@ -651,12 +654,7 @@ def _everything_on(spans: Any) -> str:
 def test_a_decider_that_swallows_cancellation_is_still_bounded() -> None:
     class Stubborn:
         async def decide(self, context: DecisionContext) -> Decision:
-            end = time.monotonic() + 4.0  # ignores every cancellation for 4 s
-            while time.monotonic() < end:
-                try:
-                    await asyncio.sleep(0.05)
-                except asyncio.CancelledError:
-                    continue
+            await ignore_cancellation(4.0)
             return Decision(action="stop", reason="too late")
 
     calls = [ToolCall("a", "echo", {"value": 1}), ToolCall("b", "echo", {"value": "${a}"})]
@@ -862,12 +860,7 @@ def test_a_regex_filter_in_a_reference_is_refused() -> None:
 def test_an_async_tool_that_ignores_cancellation_still_times_out() -> None:
     @tool(timeout=0.2)
     async def stubborn() -> None:
-        end = time.monotonic() + 3.0
-        while time.monotonic() < end:
-            try:
-                await asyncio.sleep(0.05)
-            except asyncio.CancelledError:
-                continue
+        await ignore_cancellation(3.0)
 
     async def main() -> tuple[Any, float]:
         start = time.monotonic()
@@ -885,12 +878,7 @@ def test_an_async_tool_that_ignores_cancellation_still_times_out() -> None:
 def test_a_decider_that_ignores_cancellation_does_not_hold_the_batch_past_its_timeout() -> None:
     class Stubborn:
         async def decide(self, context: DecisionContext) -> Decision:
-            end = time.monotonic() + 3.0
-            while time.monotonic() < end:
-                try:
-                    await asyncio.sleep(0.05)
-                except asyncio.CancelledError:
-                    continue
+            await ignore_cancellation(3.0)
             return Decision(action="continue")
 
     calls = [ToolCall("a", "echo", {"value": 1}), ToolCall("b", "echo", {"value": "${a}"})]
@@ -934,13 +922,7 @@ def test_arguments_whose_iteration_raises_are_the_calls_error() -> None:
 
 
 def test_keys_inside_an_argument_stay_off_the_plan_event_without_capture() -> None:
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider, exporter = recording()
     calls = [
         ToolCall("a", "echo", {"value": 1}),
         ToolCall("b", "echo", {"value": {"alice@corp.com": "${a}"}}),
@@ -962,12 +944,7 @@ def test_keys_inside_an_argument_stay_off_the_plan_event_without_capture() -> No
 def test_run_sync_returns_though_a_tool_was_left_running() -> None:
     @tool(timeout=0.2)
     async def stubborn() -> None:
-        end = time.monotonic() + 3.0
-        while time.monotonic() < end:
-            try:
-                await asyncio.sleep(0.05)
-            except asyncio.CancelledError:
-                continue
+        await ignore_cancellation(3.0)
 
     start = time.monotonic()
     result = Orchestrator([stubborn]).run_sync([ToolCall("s", "stubborn")])
@@ -1020,18 +997,11 @@ def test_a_parked_call_skipped_at_the_close_skips_what_waits_on_it() -> None:
     "exc", [SystemExit(1), asyncio.CancelledError(), GeneratorExit()], ids=["exit", "cancel", "gen"]
 )
 def test_a_redact_hook_raising_anything_is_its_own_failure(exc: BaseException) -> None:
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    from toolweave.telemetry import TraceContent
 
     def redact(kind: str, value: Any) -> Any:
         raise exc
 
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider, exporter = recording()
     content = TraceContent(enabled=True, redact=redact)
     orchestrator = Orchestrator([echo], tracer_provider=provider, trace_content=content)
     result = run(orchestrator, [ToolCall("e", "echo", {"value": 1})])
@@ -1040,7 +1010,6 @@ def test_a_redact_hook_raising_anything_is_its_own_failure(exc: BaseException) -
 
 
 def test_redact_gets_a_copy_it_may_scrub_in_place() -> None:
-    from toolweave.telemetry import TraceContent
 
     def scrub(kind: str, value: Any) -> Any:
         if isinstance(value, dict):
@@ -1049,7 +1018,6 @@ def test_redact_gets_a_copy_it_may_scrub_in_place() -> None:
 
     content = TraceContent(enabled=True, redact=scrub)
     calls = [ToolCall("a", "echo", {"value": {"k": 1}}), ToolCall("b", "echo", {"value": "${a.k}"})]
-    from opentelemetry.sdk.trace import TracerProvider
 
     result = run(
         Orchestrator([echo], tracer_provider=TracerProvider(), trace_content=content), calls
@@ -1059,13 +1027,7 @@ def test_redact_gets_a_copy_it_may_scrub_in_place() -> None:
 
 
 def test_reference_text_that_names_no_call_stays_off_the_plan_event() -> None:
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider, exporter = recording()
     calls = [ToolCall("a", "echo", {"value": "PIN ${4921-7730-SECRET} and ${1}"})]
     run(Orchestrator([echo], tracer_provider=provider), calls)
     assert "4921-7730-SECRET" not in _everything_on(exporter.get_finished_spans())
