@@ -19,6 +19,9 @@
         ├── ToolTimeoutError       the tool's last attempt ran past its timeout
         └── ToolExecutionError     the tool raised; the original exception is ``__cause__``
 
+    SkipCall                       not an error: raised by a middleware, it makes its call
+                                   ``skipped`` with the reason given
+
 Messages are written for the model that made the call: they name the call, the field or
 reference, and what to change.
 """
@@ -43,6 +46,7 @@ __all__ = [
     "InvalidReferenceError",
     "ToolExecutionError",
     "ToolTimeoutError",
+    "SkipCall",
     "ToolweaveError",
     "UnknownToolError",
     "UsageError",
@@ -59,6 +63,7 @@ ErrorType = Literal[
     "dependency_failed",
     "skipped_by_decider",
     "stopped_by_decider",
+    "skipped_by_middleware",
 ]
 """Why a call did not succeed; ``CallResult.error_type`` carries it."""
 
@@ -192,10 +197,25 @@ class ToolExecutionError(CallError):
 
     def __init__(self, exc: BaseException, attempts: int, *, call_id: str, tool_name: str) -> None:
         self.attempts = attempts
-        tries = "" if attempts == 1 else f" after {attempts} attempts"
+        tries = "" if attempts <= 1 else f" after {attempts} attempts"
         text = safe_str(exc) or "(no message)"
         super().__init__(
             f"failed{tries}: {safe_type_name(exc)}: {text}",
             call_id=call_id,
             tool_name=tool_name,
         )
+
+
+class SkipCall(Exception):
+    """Raise it in a middleware to skip the call: its result is ``skipped`` with ``reason``
+    (``error_type="skipped_by_middleware"``), and calls that need its output are skipped too.
+
+    >>> async def no_deletes(request, call_next):
+    ...     if request.tool.name.startswith("delete_"):
+    ...         raise SkipCall("deleting is not allowed in this session")
+    ...     return await call_next(request)
+    """
+
+    def __init__(self, reason: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -1,0 +1,99 @@
+"""The one hook shape around every call: ``async def mw(request, call_next) -> output``.
+
+A middleware gets a ``CallRequest`` (the call, its tool, its validated arguments, the attempt)
+and ``call_next``, the rest of the chain. It returns the call's output, from ``call_next`` or
+its own (a cache hit), or raises: any exception becomes that call's error, except ``SkipCall``,
+which skips the call. The innermost ``call_next`` runs the tool.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from ._errors import UsageError
+
+if TYPE_CHECKING:
+    from ._models import ToolCall
+    from ._tools import Tool
+
+__all__ = ["CallNext", "CallRequest", "Middleware", "compose"]
+
+_NO_METADATA: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CallRequest:
+    """One call on its way to its tool, as a middleware sees it.
+
+    Frozen: change it with ``override(...)``, which returns a new request, and pass that to
+    ``call_next``; the tool runs with the request that reaches it.
+    """
+
+    call: ToolCall
+    """The call as the model wrote it."""
+    tool: Tool
+    """The tool that runs it."""
+    arguments: Mapping[str, Any]
+    """The arguments after references were resolved and the tool's schema validated them."""
+    attempt: int = 1
+    """1-based; the ``retry`` policy counts up for each attempt it passes on."""
+    batch_id: str = ""
+    """Names the batch: the same for every call of one ``run()`` or ``stream()``."""
+    metadata: Mapping[str, Any] = _NO_METADATA
+    """What the caller passed to ``run(..., metadata=...)``; read-only."""
+
+    def override(self, **changes: Any) -> CallRequest:
+        """A copy with ``changes`` applied: ``request.override(arguments={...})``."""
+        unknown = sorted(set(changes) - _FIELDS)
+        if unknown:
+            raise UsageError(
+                f"CallRequest.override() got unknown field(s) {', '.join(unknown)}; "
+                f"it has {', '.join(sorted(_FIELDS))}"
+            )
+        if "metadata" in changes:
+            changes["metadata"] = MappingProxyType(dict(changes["metadata"]))
+        return dataclasses.replace(self, **changes)
+
+    def __repr__(self) -> str:
+        # Arguments are the model's data: a repr that lands in a log should not carry them.
+        return (
+            f"CallRequest(call_id={self.call.id!r}, tool={self.tool.name!r}, "
+            f"attempt={self.attempt}, batch_id={self.batch_id!r})"
+        )
+
+
+_FIELDS = frozenset(f.name for f in dataclasses.fields(CallRequest))
+
+CallNext: TypeAlias = Callable[[CallRequest], Awaitable[Any]]
+"""The rest of the chain: ``await call_next(request)`` runs it and returns the output."""
+
+Middleware: TypeAlias = Callable[[CallRequest, CallNext], Awaitable[Any]]
+"""``async def mw(request: CallRequest, call_next: CallNext) -> Any``."""
+
+
+def compose(middleware: Sequence[Middleware], endpoint: CallNext) -> CallNext:
+    """One ``CallNext`` for the whole chain: the first middleware is the outermost."""
+    call_next = endpoint
+    for mw in reversed(middleware):
+        call_next = _Link(mw, call_next)
+    return call_next
+
+
+class _Link:
+    """``call_next`` for one middleware: calls it with the rest of the chain."""
+
+    __slots__ = ("_mw", "_next")
+
+    def __init__(self, mw: Middleware, call_next: CallNext) -> None:
+        self._mw = mw
+        self._next = call_next
+
+    def __call__(self, request: CallRequest) -> Awaitable[Any]:
+        return self._mw(request, self._next)
+
+    def __repr__(self) -> str:
+        return f"<call_next: {getattr(self._mw, '__qualname__', self._mw)!r}>"
