@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -43,7 +43,7 @@ class CallRequest:
     """1-based; the ``retry`` policy counts up for each attempt it passes on."""
     batch_id: str = ""
     """Names the batch: the same for every call of one ``run()`` or ``stream()``."""
-    metadata: Mapping[str, Any] = _NO_METADATA
+    metadata: Mapping[str, Any] = field(default_factory=lambda: _NO_METADATA)
     """What the caller passed to ``run(..., metadata=...)``; read-only."""
 
     def override(self, **changes: Any) -> CallRequest:
