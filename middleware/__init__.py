@@ -17,12 +17,14 @@ from ._errors import (
     InvalidCallError,
     InvalidDecisionError,
     InvalidReferenceError,
+    SkipCall,
     ToolExecutionError,
     ToolTimeoutError,
     ToolweaveError,
     UnknownToolError,
     UsageError,
 )
+from ._hooks import CallNext, CallRequest, Middleware
 from ._llm_decider import IntermediateLLMDecider
 from ._models import (
     BatchResult,
@@ -42,6 +44,8 @@ from ._tools import Tool, tool
 __all__ = [
     "BatchResult",
     "CallError",
+    "CallNext",
+    "CallRequest",
     "CallResult",
     "CallStatus",
     "CircularDependencyError",
@@ -61,9 +65,11 @@ __all__ = [
     "InvalidCallError",
     "InvalidDecisionError",
     "InvalidReferenceError",
+    "Middleware",
     "Orchestrator",
     "PlannedCall",
     "RuleDecider",
+    "SkipCall",
     "Tool",
     "ToolCall",
     "ToolExecutionError",

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import Executor
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -97,3 +99,21 @@ class _Link:
 
     def __repr__(self) -> str:
         return f"<call_next: {getattr(self._mw, '__qualname__', self._mw)!r}>"
+
+
+class CallState:
+    """What the engine keeps about the call running in the current task: how many times its
+    tool was reached, and the threads blocking work runs in."""
+
+    __slots__ = ("attempts", "executor")
+
+    def __init__(self, executor: Callable[[], Executor]) -> None:
+        self.attempts = 0
+        self.executor = executor
+
+
+current_call: ContextVar[CallState | None] = ContextVar("toolweave_call", default=None)
+"""Set in each call's task; tasks and threads started from it inherit it."""
+
+in_worker_thread: ContextVar[bool] = ContextVar("toolweave_in_worker_thread", default=False)
+"""True inside ``policies.in_thread()``: blocking tools are then called directly."""

@@ -232,11 +232,13 @@ class CallResult(BaseModel):
     """The arguments the tool was called with, references resolved; None if it never ran."""
     group_index: int | None = None
     execution_order: int | None = None
-    """0-based rank of the moment its tool function started; None if it never ran."""
+    """0-based rank of the moment the call started (its middleware, then its tool); None if
+    it never started."""
     depends_on: list[str] = Field(default_factory=list)
     attempts: int = 0
     started_at: float | None = None
-    """When the tool function first started; None if it never ran."""
+    """When the call started (its middleware, then its first attempt); None if it never
+    started."""
     ended_at: float | None = None
     """When the call's outcome was settled (for a skipped call, when it was skipped)."""
     exception: BaseException | None = Field(default=None, exclude=True, repr=False)
@@ -398,6 +400,8 @@ class BatchResult(BaseModel):
     """Every decision point of the batch, in the order decisions were applied."""
     stopped: str | None = None
     """The decider's reason when it stopped the batch, else None."""
+    batch_id: str = ""
+    """Names the batch, as middleware saw it in ``CallRequest.batch_id``."""
 
     @property
     def ok(self) -> bool:

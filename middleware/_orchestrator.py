@@ -3,28 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import logging
-import time
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from types import TracebackType
 from typing import Any, Literal
 
 from opentelemetry import trace
-from opentelemetry.trace import Span, use_span
+from opentelemetry.trace import use_span
 
 from toolweave.telemetry import TraceContent
 
+from ._batch import Batch, Tracing
 from ._decisions import DecideOn, Decider, DecisionGate, as_decider
 from ._errors import UsageError
-from ._executor import BatchRun
-from ._log import log_event
+from ._hooks import Middleware
 from ._models import BatchResult, DecisionContext, ExecutionPlan, ToolCall
-from ._planner import Prepared, coerce_batch, plan_batch
+from ._planner import coerce_batch, plan_batch
+from ._run_loop import RunOptions
 from ._stream import BatchStream
+from ._tasks import run_to_end
 from ._threads import WorkerThreads
 from ._tools import Tool, tool_table
-from ._tracing import BatchTrace, end_span, mark_failed, start_batch_span
 
 _VERSION = "0.1.0"
 
@@ -32,7 +31,6 @@ __all__ = ["Orchestrator"]
 
 _STRATEGIES = ("auto", "serial")
 _GLOBAL_TRACER = trace.get_tracer("toolweave", _VERSION)
-_CLOSING_GRACE = 0.5  # seconds run_sync gives tasks left behind before it closes its loop
 
 
 class Orchestrator:
@@ -62,6 +60,7 @@ class Orchestrator:
         tracer_provider: trace.TracerProvider | None = None,
         workflow_name: str = "toolweave",
         trace_content: TraceContent | bool | None = None,
+        middleware: Sequence[Middleware] = (),
     ) -> None:
         if strategy not in _STRATEGIES:
             raise UsageError(f"strategy must be 'auto' or 'serial', got {strategy!r}")
@@ -86,6 +85,8 @@ class Orchestrator:
             raise UsageError(
                 f"decide_on must be 'steps', 'failure' or a predicate, got {decide_on!r}"
             )
+        self.middleware: tuple[Middleware, ...] = _middleware_list(middleware)
+        """Wraps every call's chain, outside each tool's own middleware (see ``policies``)."""
         self.decider: Decider | None = as_decider(decider) if decider is not None else None
         """Asked between steps (see ``decide_on``); None to never ask."""
         self.decide_on: DecideOn = decide_on
@@ -140,94 +141,65 @@ class Orchestrator:
         return plan_batch(coerce_batch(calls), self.tools, self.strategy)[0]
 
     async def run(
-        self, calls: Iterable[ToolCall | Mapping[str, Any]], *, goal: str | None = None
+        self,
+        calls: Iterable[ToolCall | Mapping[str, Any]],
+        *,
+        goal: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
     ) -> BatchResult:
         """Run ``calls`` and return one result per call, in the order given. ``goal`` (the
-        user's request) is shown to the decider.
+        user's request) is shown to the decider; ``metadata`` (a user id, a session) reaches
+        every middleware as ``CallRequest.metadata``.
 
         Raises only ``InvalidBatchError`` (before anything runs) and, when the caller cancels
         it, ``CancelledError`` after every running call was cancelled. A tool's exception,
         timeout or bad arguments become that call's result.
         """
         self._check_open()
-        span = start_batch_span(self._tracer(), self.workflow_name)
+        batch = Batch(self._options(), self._tracing(), goal=goal, metadata=metadata)
         try:
-            with use_span(span, end_on_exit=False, record_exception=False):
-                return await self._run(span, calls, goal)
+            with use_span(batch.span, end_on_exit=False, record_exception=False):
+                plan, prepared = plan_batch(coerce_batch(calls), self.tools, self.strategy)
+                await batch.start(prepared).execute()
+                return batch.result(plan)
         except BaseException as exc:
-            mark_failed(span, exc, self.trace_content)
+            batch.failed(exc)
             raise
         finally:
-            end_span(span)
+            batch.end()
 
-    async def _run(
-        self, span: Span, calls: Iterable[ToolCall | Mapping[str, Any]], goal: str | None
-    ) -> BatchResult:
-        batch = coerce_batch(calls)
-        started_at = time.time()
-        plan, prepared = plan_batch(batch, self.tools, self.strategy)
-        trace = (
-            BatchTrace(self._tracer(), span, self.trace_content) if span.is_recording() else None
-        )
-        run = self._batch_run(prepared, trace, goal)
-        try:
-            await run.execute()
-        except BaseException as exc:
-            log_event(
-                logging.WARNING,
-                "orchestration.execution_failed",
-                reason=type(exc).__name__,
-                calls=len(batch),
-            )
-            raise
-        return self._result(plan, run, started_at, trace)
-
-    def stream(self, *, goal: str | None = None) -> BatchStream:
+    def stream(
+        self, *, goal: str | None = None, metadata: Mapping[str, Any] | None = None
+    ) -> BatchStream:
         """A batch whose calls arrive one by one, as a streamed model response writes them:
         ``async with orchestrator.stream() as batch: batch.add(call)``, then
         ``batch.result``. Each call starts as soon as it is added and its dependencies allow."""
         self._check_open()
-        return BatchStream(self, goal)
+        return BatchStream(
+            lambda: Batch(self._options(), self._tracing(), goal=goal, metadata=metadata),
+            self.tools,
+            self.strategy,
+        )
 
     def _check_open(self) -> None:
         if self._closed:
             raise UsageError("this Orchestrator was closed; create a new one to run more batches")
 
-    def _batch_run(
-        self, prepared: list[Prepared], trace: BatchTrace | None, goal: str | None
-    ) -> BatchRun:
-        """The run state for one batch, with this orchestrator's options."""
-        return BatchRun(
-            prepared,
-            max_concurrency=self.max_concurrency,
+    def _options(self) -> RunOptions:
+        """This orchestrator's settings, as one batch runs with them."""
+        decider, timeout = self.decider, self.decider_timeout
+        return RunOptions(
             serial=self.strategy == "serial",  # forced; a detected chain follows its edges
+            max_concurrency=self.max_concurrency,
             executor=self._pool,
-            gate=DecisionGate(self.decider, timeout=self.decider_timeout) if self.decider else None,
-            trace=trace,
+            middleware=self.middleware,
+            gate=None if decider is None else lambda: DecisionGate(decider, timeout=timeout),
             decide_on=self.decide_on,
-            goal=goal,
             output_chars=self.decision_output_chars,
         )
 
-    def _result(
-        self, plan: ExecutionPlan, run: BatchRun, started_at: float, trace: BatchTrace | None
-    ) -> BatchResult:
-        results = [r for r in run.results if r is not None]
-        if len(results) != len(run.results):  # every call must settle; anything else is a bug
-            raise RuntimeError("toolweave: a call of the batch ended without a result")
-        result = BatchResult(
-            plan=plan,
-            results=results,
-            elapsed=run.now(),
-            started_at=started_at,
-            decisions=run.decisions,
-            stopped=run.stopped,
-        )
-        if trace is not None:
-            trace.planned(plan)
-            trace.finished(result)
-        _log_outcome(result)
-        return result
+    def _tracing(self) -> Tracing:
+        return Tracing(self._tracer(), self.workflow_name, self.trace_content)
 
     def _tracer(self) -> trace.Tracer:
         if self.tracer_provider is None:
@@ -237,7 +209,11 @@ class Orchestrator:
         return self._own_tracer
 
     def run_sync(
-        self, calls: Iterable[ToolCall | Mapping[str, Any]], *, goal: str | None = None
+        self,
+        calls: Iterable[ToolCall | Mapping[str, Any]],
+        *,
+        goal: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
     ) -> BatchResult:
         """``run()`` for code without an event loop. Inside a running loop, await ``run()``.
 
@@ -246,7 +222,7 @@ class Orchestrator:
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return _run_to_end(self.run(calls, goal=goal))
+            return run_to_end(self.run(calls, goal=goal, metadata=metadata))
         raise UsageError(
             "run_sync() was called inside a running event loop; use 'await orchestrator.run(...)'"
         )
@@ -259,37 +235,15 @@ class Orchestrator:
         return self._threads
 
 
-def _run_to_end(work: Coroutine[Any, Any, BatchResult]) -> BatchResult:
-    """``asyncio.run(work)``, except that at the end it gives tasks left behind (a tool or a
-    decider that ignored cancellation) a moment and then closes the loop without them:
-    ``asyncio.run`` would wait for them for ever."""
-    loop = asyncio.new_event_loop()
-    try:
-        asyncio.set_event_loop(loop)
-        return loop.run_until_complete(work)
-    finally:
-        try:
-            rest = asyncio.all_tasks(loop)
-            for task in rest:
-                task.cancel()
-            if rest:
-                loop.run_until_complete(asyncio.wait(rest, timeout=_CLOSING_GRACE))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        finally:
-            asyncio.set_event_loop(None)
-            loop.close()
-
-
-def _log_outcome(result: BatchResult) -> None:
-    ok = result.ok
-    level = logging.INFO if ok else logging.WARNING
-    if not logging.getLogger("toolweave").isEnabledFor(level):
-        return
-    counts = {s: len(result.by_status(s)) for s in ("ok", "error", "skipped")}
-    log_event(
-        level,
-        "orchestration.execution_completed" if ok else "orchestration.execution_failed",
-        strategy=result.plan.strategy,
-        elapsed=f"{result.elapsed:.4f}",
-        **counts,
-    )
+def _middleware_list(middleware: Sequence[Middleware]) -> tuple[Middleware, ...]:
+    if isinstance(middleware, str | bytes) or not isinstance(middleware, Sequence | tuple):
+        raise UsageError(
+            f"middleware must be a list of 'async def mw(request, call_next)', got "
+            f"{type(middleware).__name__}"
+        )
+    for mw in middleware:
+        if not callable(mw):
+            raise UsageError(
+                f"middleware {mw!r} is not callable: each one is 'async def mw(request, call_next)'"
+            )
+    return tuple(middleware)

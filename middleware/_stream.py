@@ -4,9 +4,8 @@ and its dependencies allow, while the model is still writing the rest."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Literal
 
 from opentelemetry import context as context_api
 from opentelemetry import trace
@@ -14,10 +13,11 @@ from opentelemetry import trace
 from ._errors import InvalidBatchError, UsageError
 from ._models import BatchResult, ToolCall
 from ._planner import Prepared, coerce_batch, plan_batch, prepare_call
-from ._tracing import BatchTrace, end_span, mark_failed, start_batch_span
+from ._tools import Tool
 
 if TYPE_CHECKING:
-    from ._orchestrator import Orchestrator
+    from ._batch import Batch
+    from ._run_loop import BatchRun
 
 __all__ = ["BatchStream"]
 
@@ -31,13 +31,21 @@ class BatchStream:
     exactly as ``run()`` would return it.
     """
 
-    def __init__(self, orchestrator: Orchestrator, goal: str | None) -> None:
-        self._orchestrator = orchestrator
-        self._goal = goal
+    def __init__(
+        self,
+        open_batch: Callable[[], Batch],
+        tools: Mapping[str, Tool],
+        strategy: Literal["auto", "serial"],
+    ) -> None:
+        self._open_batch = open_batch
+        self._tools = tools
+        self._strategy = strategy
         self._calls: list[ToolCall] = []
+        self._prepared: list[Prepared] = []
         self._index: dict[str, int] = {}
         self._parked: list[int] = []
-        self._closed = asyncio.Event()
+        self._closed = False
+        self._run: BatchRun | None = None
         self._result: BatchResult | None = None
 
     @property
@@ -53,49 +61,44 @@ class BatchStream:
         return list(self._calls)
 
     async def __aenter__(self) -> BatchStream:
-        if hasattr(self, "_run"):
+        if hasattr(self, "_batch"):
             raise UsageError(
                 "this stream was entered already: each orchestrator.stream() is entered once"
             )
-        o = self._orchestrator
-        self._span = start_batch_span(o._tracer(), o.workflow_name)
-        self._token = context_api.attach(trace.set_span_in_context(self._span))
-        self._trace = (
-            BatchTrace(o._tracer(), self._span, o.trace_content)
-            if self._span.is_recording()
-            else None
-        )
+        self._batch = batch = self._open_batch()
+        self._token = context_api.attach(trace.set_span_in_context(batch.span))
+        task: asyncio.Task[None] | None = None
         try:
-            self._started_at = time.time()
-            self._run = o._batch_run([], self._trace, self._goal)
-            self._task = asyncio.create_task(self._run.execute(self._closed))
-            opened = asyncio.create_task(self._run.opened.wait())
+            run = batch.start([], open=True)
+            task = self._task = asyncio.create_task(run.execute())
+            opened = asyncio.create_task(run.opened.wait())
             try:
-                await asyncio.wait({self._task, opened}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait({task, opened}, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 opened.cancel()
-            if self._task.done():  # the run ended before it opened: surface why
-                self._task.result()
+            if task.done():  # the run ended before it opened: surface why
+                task.result()
+            self._run = run
         except BaseException as exc:
             # Cancelled (or failed) while entering: __aexit__ will not run, so undo it all here.
-            task = getattr(self, "_task", None)
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
-            mark_failed(self._span, exc, self._orchestrator.trace_content)
+            batch.failed(exc)
             context_api.detach(self._token)
-            end_span(self._span)
+            batch.end()
             raise
         return self
 
     def add(self, call: ToolCall | Mapping[str, Any]) -> None:
         """Add a complete call; it starts as soon as its dependencies allow."""
-        if not hasattr(self, "_run"):
+        run = self._run
+        if run is None:
             raise UsageError(
                 "add() before the stream was entered: use 'async with orchestrator.stream() "
                 "as batch: batch.add(call)'"
             )
-        if self._closed.is_set():
+        if self._closed:
             raise InvalidBatchError("the stream is closed: no more calls can be added")
         [checked] = coerce_batch([call])
         if checked.id in self._index:
@@ -107,31 +110,34 @@ class BatchStream:
         i = len(self._calls)
         self._calls.append(checked)
         self._index[checked.id] = i
-        o = self._orchestrator
-        p: Prepared = prepare_call(i, checked, o.tools, self._index, o.strategy == "serial")
+        p = prepare_call(i, checked, self._tools, self._index, self._strategy == "serial")
+        self._prepared.append(p)
         if p.error is not None and p.error.error_type == "invalid_reference":
             self._parked.append(i)  # it may name a call still to come: decide at the close
-            self._run.add(p, parked=True)
+            run.add(p, parked=True)
             return
-        p.level = 1 + max((self._run.prepared[d].level or 0 for d in p.deps), default=-1)
-        self._run.add(p)
+        p.level = 1 + max((self._prepared[d].level or 0 for d in p.deps), default=-1)
+        run.add(p)
 
     async def __aexit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
+        batch = self._batch
         try:
             if exc is None:
-                plan, whole = plan_batch(
-                    self._calls, self._orchestrator.tools, self._orchestrator.strategy
-                )
-                self._run.settle(whole, self._parked)
-                self._closed.set()
+                self._closed = True
+                plan, whole = plan_batch(self._calls, self._tools, self._strategy)
+                assert self._run is not None
+                self._run.close(whole, self._parked)
                 await self._task
-                self._result = self._orchestrator._result(
-                    plan, self._run, self._started_at, self._trace
-                )
+                self._result = batch.result(plan)
             else:
+                self._closed = True
                 self._task.cancel()
                 await asyncio.gather(self._task, return_exceptions=True)
-                mark_failed(self._span, exc, self._orchestrator.trace_content)
+                batch.failed(exc)
+        except BaseException as failure:
+            if exc is None:
+                batch.failed(failure)
+            raise
         finally:
             context_api.detach(self._token)
-            end_span(self._span)
+            batch.end()

@@ -21,7 +21,9 @@ from toolweave.telemetry._values import safe_str, to_text
 
 from ._errors import UsageError
 
-__all__ = ["Tool", "tool"]
+__all__ = ["VALIDATION_ERRORS", "Tool", "tool"]
+
+VALIDATION_ERRORS: tuple[type[Exception], ...] = (ValidationError,)
 
 _MAX_INPUT_REPR = 60
 
@@ -56,6 +58,7 @@ class Tool:
     """True for ``async def`` tools; others run in a worker thread."""
     json_schema: dict[str, Any] | None = field(default=None, repr=False)
     """A JSON schema to advertise instead of ``args_schema``'s (for tools defined elsewhere)."""
+    middleware: tuple[Any, ...] = ()
     _defaults: frozenset[str] = field(default=frozenset(), repr=False)
     _positional: tuple[str, ...] = field(default=(), repr=False)
 

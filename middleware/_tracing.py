@@ -13,12 +13,10 @@ import logging
 import re
 import traceback
 from collections.abc import Callable
-from contextvars import Token
 from typing import Any, TypeVar
 
 from opentelemetry import context as context_api
 from opentelemetry import trace
-from opentelemetry.context import Context
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 from toolweave.telemetry import TraceContent
@@ -26,7 +24,7 @@ from toolweave.telemetry import attributes as A
 from toolweave.telemetry._values import safe_str, safe_type_name
 
 from ._models import BatchResult, CallResult, DecisionContext, DecisionRecord, ExecutionPlan
-from ._planner import target_index
+from ._planner import Prepared, target_index
 
 __all__ = ["BatchTrace", "end_span", "mark_failed", "safely", "start_batch_span"]
 
@@ -122,7 +120,9 @@ def end_span(span: Span) -> None:
 
 
 class BatchTrace:
-    """Spans for one batch: the batch span, a span per call, a span per decision."""
+    """Spans for one batch, as an observer of its run: the batch span, a span per call, a span
+    per decision. The run loop's ``Observers`` guards every method; the batch span's own
+    start and end are ``start_batch_span`` and ``end_span``."""
 
     def __init__(self, tracer: trace.Tracer, batch: Span, content: TraceContent) -> None:
         self.tracer = tracer
@@ -131,8 +131,13 @@ class BatchTrace:
         self.capture = content.active
         self.content = content
         self.calls: dict[int, Span] = {}
+        self._decisions: dict[object, Span] = {}
 
-    @safely
+    def batch_finished(self, plan: ExecutionPlan, result: BatchResult) -> None:
+        """Put the plan and the outcome on the batch span (the caller ends it)."""
+        self.planned(plan)
+        self.finished(result)
+
     def planned(self, plan: ExecutionPlan) -> None:
         """Put the plan on the batch span, as attributes and as the ``toolweave.plan`` event."""
         self.batch.set_attributes(
@@ -148,34 +153,19 @@ class BatchTrace:
             _argument_names_only(shown)
         self.batch.add_event(A.PLAN_EVENT, {A.TW_PLAN_JSON: json.dumps(shown)})
 
-    @safely
-    def call_started(self, index: int, call_id: str, tool: str, deps: list[int]) -> None:
-        """The tool of call ``index`` starts: open its span, linked to its dependencies'."""
-        self.calls[index] = self._call_span(call_id, tool, deps)
+    def call_started(self, p: Prepared, order: int) -> None:
+        """Open the call's span, linked to its dependencies', and make it current in the
+        call's task: its middleware's and tool's own spans nest under it (threads too)."""
+        span = self.calls[p.index] = self._call_span(p.call.id, p.call.name, p.deps)
+        context_api.attach(trace.set_span_in_context(span))  # the task's context ends with it
 
-    def enter(self, index: int) -> Token[Context] | None:
-        """Make call ``index``'s span current while its tool runs (threads inherit it); pass
-        the token to ``leave``. The engine records the outcome itself when the call settles."""
-        span = self.calls.get(index)
-        return None if span is None else context_api.attach(trace.set_span_in_context(span))
-
-    @staticmethod
-    def leave(token: Token[Context] | None) -> None:
-        """Undo ``enter``."""
-        if token is not None:
-            context_api.detach(token)
-
-    @safely
-    def call_ended(
-        self, index: int, result: CallResult, deps: list[int], group_index: int | None
-    ) -> None:
-        """Close call ``index``'s span (opening one now for a call that never ran)."""
-        span = self.calls.get(index)
+    def call_ended(self, p: Prepared, result: CallResult) -> None:
+        """Close the call's span (opening one now for a call that never ran)."""
+        span = self.calls.get(p.index)
         if span is None:
-            span = self._call_span(result.call_id, result.name, deps)
-            self.calls[index] = span
+            span = self.calls[p.index] = self._call_span(result.call_id, result.name, p.deps)
         try:
-            self._describe_call(span, result, group_index)
+            self._describe_call(span, result, p.level)
         finally:
             span.end()  # whatever failed above (a redact hook, say), the span ends
 
@@ -216,27 +206,27 @@ class BatchTrace:
                 attributes[A.GEN_AI_TOOL_CALL_RESULT] = self.content.render("result", result.output)
         span.set_attributes(attributes)
 
-    @safely
-    def decision_started(self, context: DecisionContext) -> Span:
-        """Open the span of a decision point."""
-        return self.tracer.start_span(
-            A.DECISION_SPAN,
-            context=self.context,
-            attributes={
-                A.TW_DECISION_CALL_IDS: context.waiting_ids,
-                A.TW_DECISION_TRIGGER: context.trigger,
-            },
-        )
+    def decision_started(self, key: object, context: DecisionContext) -> None:
+        """Open the span of a decision point, current in the decider's task."""
+        span = self._decisions[key] = self._decision_span(context.waiting_ids, context.trigger)
+        context_api.attach(trace.set_span_in_context(span))  # the task's context ends with it
 
-    @safely
-    def decision_ended(self, span: Span | None, record: DecisionRecord) -> None:
+    def decision_ended(self, key: object, record: DecisionRecord) -> None:
         """Close a decision span with what was decided."""
-        if span is None:
-            return
+        span = self._decisions.pop(key, None)
+        if span is None:  # settled before its decider started
+            span = self._decision_span(record.call_ids, record.trigger)
         try:
             self._describe_decision(span, record)
         finally:
             span.end()
+
+    def _decision_span(self, call_ids: list[str], trigger: str) -> Span:
+        return self.tracer.start_span(
+            A.DECISION_SPAN,
+            context=self.context,
+            attributes={A.TW_DECISION_CALL_IDS: call_ids, A.TW_DECISION_TRIGGER: trigger},
+        )
 
     def _describe_decision(self, span: Span, record: DecisionRecord) -> None:
         decision = record.decision
@@ -257,7 +247,6 @@ class BatchTrace:
             attributes[A.GEN_AI_USAGE_OUTPUT_TOKENS] = record.usage["output_tokens"]
         span.set_attributes(attributes)
 
-    @safely
     def finished(self, result: BatchResult) -> None:
         """Final attributes of the batch span (the caller ends it)."""
         attributes: dict[str, Any] = {

@@ -1,0 +1,110 @@
+"""One batch from its span's start to its ``BatchResult``: the part ``run()`` and
+``stream()`` share (the batch span, the observers, the run loop, the result)."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from opentelemetry import trace
+
+from toolweave.telemetry import TraceContent
+
+from ._log import log_event
+from ._models import BatchResult, ExecutionPlan
+from ._observe import LogObserver, Observers
+from ._planner import Prepared
+from ._run_loop import BatchRun, RunOptions
+from ._tracing import BatchTrace, end_span, mark_failed, start_batch_span
+
+__all__ = ["Batch", "Tracing"]
+
+_NO_METADATA: Mapping[str, Any] = MappingProxyType({})
+_LOG = LogObserver()
+
+
+class Tracing:
+    """Where an orchestrator's spans go, and what they may carry."""
+
+    __slots__ = ("content", "tracer", "workflow_name")
+
+    def __init__(self, tracer: trace.Tracer, workflow_name: str, content: TraceContent) -> None:
+        self.tracer = tracer
+        self.workflow_name = workflow_name
+        self.content = content
+
+
+class Batch:
+    """Opens the batch span at once; ``start()`` makes the run, ``result()`` ends it well,
+    ``failed()`` ends it badly, ``end()`` always closes the span."""
+
+    run: BatchRun
+    """The run loop, once ``start()`` made it."""
+
+    def __init__(
+        self,
+        options: RunOptions,
+        tracing: Tracing,
+        *,
+        goal: str | None,
+        metadata: Mapping[str, Any] | None,
+    ) -> None:
+        self.options = options
+        self.tracing = tracing
+        self.goal = goal
+        self.metadata = _NO_METADATA if not metadata else MappingProxyType(dict(metadata))
+        self.batch_id = uuid.uuid4().hex
+        self.started_at = time.time()
+        self.span = start_batch_span(tracing.tracer, tracing.workflow_name)
+        self.trace = (
+            BatchTrace(tracing.tracer, self.span, tracing.content)
+            if self.span.is_recording()
+            else None
+        )
+        self.observers = Observers(_LOG, self.trace)
+
+    def start(self, prepared: list[Prepared], *, open: bool = False) -> BatchRun:
+        """The run loop for these calls (and, with ``open``, calls still to come)."""
+        self.run = BatchRun(
+            self.options,
+            prepared,
+            open=open,
+            goal=self.goal,
+            metadata=self.metadata,
+            batch_id=self.batch_id,
+            observers=self.observers,
+        )
+        return self.run
+
+    def result(self, plan: ExecutionPlan) -> BatchResult:
+        """The batch's result, once its run ended; observers hear of it."""
+        run = self.run
+        result = run.ledger.batch_result(
+            plan,
+            started_at=self.started_at,
+            decisions=run.decisions,
+            stopped=run.stopped,
+            batch_id=self.batch_id,
+        )
+        self.observers.batch_finished(plan, result)
+        return result
+
+    def failed(self, exc: BaseException) -> None:
+        """The batch raised: it was invalid, or its run was cancelled or interrupted."""
+        run = getattr(self, "run", None)
+        if run is not None:
+            log_event(
+                logging.WARNING,
+                "orchestration.execution_failed",
+                reason=type(exc).__name__,
+                calls=len(run.prepared),
+            )
+        mark_failed(self.span, exc, self.tracing.content)
+
+    def end(self) -> None:
+        """Close the batch span."""
+        end_span(self.span)

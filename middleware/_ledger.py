@@ -1,0 +1,151 @@
+"""The result ledger: one ``CallResult`` per call, the outputs later calls read, and the
+order in which calls finished; at the end, the ``BatchResult``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ._errors import CallError, ErrorType
+from ._models import (
+    BatchResult,
+    CallResult,
+    CallStatus,
+    DecisionRecord,
+    ExecutionPlan,
+    FinishedCall,
+)
+from ._planner import Prepared
+from ._references import preview
+
+__all__ = ["Ledger"]
+
+
+class Ledger:
+    """What each call of one batch ended as. Written by the run loop only."""
+
+    def __init__(self, prepared: list[Prepared], now: Callable[[], float]) -> None:
+        self._prepared = prepared
+        self._now = now
+        self.results: list[CallResult | None] = [None] * len(prepared)
+        self.outputs: list[Any] = [None] * len(prepared)
+        """Each call's output (None until it succeeded), as references read it."""
+        self.finished: list[int] = []
+        """Indexes in the order their results were recorded."""
+        self._seen: dict[int, FinishedCall] = {}  # what deciders saw of each, built once
+
+    def grow(self) -> None:
+        """Room for one more call (a streamed batch)."""
+        self.results.append(None)
+        self.outputs.append(None)
+
+    def succeeded(
+        self, p: Prepared, output: Any, arguments: dict[str, Any], started: float, attempts: int,
+        order: int,
+    ) -> CallResult:  # fmt: skip
+        """Call ``p`` returned ``output``."""
+        self.outputs[p.index] = output
+        return self._record(p, "ok", output, None, None, None, arguments, started, attempts, order)
+
+    def failed(
+        self,
+        p: Prepared,
+        error: CallError,
+        arguments: dict[str, Any] | None = None,
+        started: float | None = None,
+        attempts: int = 0,
+        order: int | None = None,
+    ) -> CallResult:
+        """Call ``p`` failed with ``error`` (it may never have started)."""
+        return self._record(
+            p, "error", None, str(error), error.error_type, error, arguments, started, attempts,
+            order,
+        )  # fmt: skip
+
+    def skipped(
+        self,
+        p: Prepared,
+        reason: str,
+        error_type: ErrorType,
+        *,
+        arguments: dict[str, Any] | None = None,
+        started: float | None = None,
+        attempts: int = 0,
+        order: int | None = None,
+    ) -> CallResult:
+        """Call ``p`` was skipped, for ``reason``."""
+        return self._record(
+            p, "skipped", None, reason, error_type, None, arguments, started, attempts, order
+        )
+
+    def _record(
+        self,
+        p: Prepared,
+        status: CallStatus,
+        output: Any,
+        message: str | None,
+        error_type: ErrorType | None,
+        exception: BaseException | None,
+        arguments: dict[str, Any] | None,
+        started: float | None,
+        attempts: int,
+        order: int | None,
+    ) -> CallResult:
+        self.finished.append(p.index)
+        prepared = self._prepared
+        self.results[p.index] = result = CallResult(
+            call_id=p.call.id,
+            name=p.call.name,
+            status=status,
+            output=output,
+            error=message,
+            error_type=error_type,
+            arguments=arguments,
+            group_index=p.level,
+            execution_order=order,
+            depends_on=[prepared[d].call.id for d in p.deps],
+            attempts=attempts,
+            started_at=started,
+            ended_at=self._now(),
+            exception=exception,
+        )
+        return result
+
+    def finished_call(self, position: int, output_chars: int) -> FinishedCall:
+        """The ``position``-th call to finish, as deciders see it (built once per call)."""
+        i = self.finished[position]
+        seen = self._seen.get(i)
+        if seen is None:
+            r = self.results[i]
+            assert r is not None
+            self._seen[i] = seen = FinishedCall(
+                call_id=r.call_id,
+                name=r.name,
+                status=r.status,
+                output=None if r.status != "ok" else preview(r.output, output_chars),
+                error=r.error,
+            )
+        return seen
+
+    def batch_result(
+        self,
+        plan: ExecutionPlan,
+        *,
+        started_at: float,
+        decisions: list[DecisionRecord],
+        stopped: str | None,
+        batch_id: str,
+    ) -> BatchResult:
+        """The ``BatchResult``, once every call has its result."""
+        results = [r for r in self.results if r is not None]
+        if len(results) != len(self.results):  # every call must settle; anything else is a bug
+            raise RuntimeError("toolweave: a call of the batch ended without a result")
+        return BatchResult(
+            plan=plan,
+            results=results,
+            elapsed=self._now(),
+            started_at=started_at,
+            decisions=decisions,
+            stopped=stopped,
+            batch_id=batch_id,
+        )
