@@ -82,6 +82,7 @@ class Tool:
         retry_wait: wait_base | None = None,
         retry_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
         namespace: Mapping[str, Any] | None = None,
+        middleware: Any = (),
     ) -> Tool:
         """Describe ``fn`` as a tool: its name, its docstring as description, and an argument
         schema from its signature and type hints (``Annotated[int, Field(...)]`` works).
@@ -105,6 +106,7 @@ class Tool:
             retry_wait=retry_wait if retry_wait is not None else default_retry_wait(),
             retry_on=retry_on if isinstance(retry_on, tuple) else (retry_on,),
             is_async=is_async(fn),
+            middleware=tuple(middleware),
             _defaults=defaults,
             _positional=positional,
         )
@@ -158,6 +160,7 @@ def tool(
     retries: int = 0,
     retry_wait: wait_base | None = None,
     retry_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+    middleware: Any = (),
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -171,6 +174,7 @@ def tool(
     retries: int = 0,
     retry_wait: wait_base | None = None,
     retry_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+    middleware: Any = (),
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Make a function a tool, as ``@tool`` or ``@tool(timeout=5, retries=2)``.
 
@@ -189,6 +193,7 @@ def tool(
             retries=retries,
             retry_wait=retry_wait,
             retry_on=retry_on,
+            middleware=middleware,
             namespace=sys._getframe(depth).f_locals,  # where the decorator was applied
         )
 

@@ -1,0 +1,569 @@
+"""The hook shape around every call: middleware, SkipCall, the policies, metadata."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from types import MappingProxyType
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from toolweave import (
+    CallNext,
+    CallRequest,
+    InvalidArgumentsError,
+    Middleware,
+    Orchestrator,
+    SkipCall,
+    Tool,
+    ToolCall,
+    UsageError,
+    policies,
+    tool,
+)
+
+GUARD = 20.0  # seconds no test here should ever come near
+
+
+def run(o: Orchestrator, calls: list[ToolCall], **kw: Any) -> Any:
+    async def main() -> Any:
+        return await asyncio.wait_for(o.run(calls, **kw), GUARD)
+
+    return asyncio.run(main())
+
+
+def recorder(log: list[str], name: str) -> Middleware:
+    async def mw(request: CallRequest, call_next: CallNext) -> Any:
+        log.append(f"{name}>{request.call.id}")
+        try:
+            return await call_next(request)
+        finally:
+            log.append(f"{name}<{request.call.id}")
+
+    return mw
+
+
+@tool
+async def echo(text: str) -> str:
+    """Return the text."""
+    return text
+
+
+# ---------------------------------------------------------------- the chain
+
+
+def test_orchestrator_middleware_wraps_the_tools_and_the_first_is_outermost() -> None:
+    log: list[str] = []
+
+    async def shout(text: str) -> str:
+        log.append("tool")
+        return text.upper()
+
+    loud = Tool.from_function(
+        shout, middleware=[recorder(log, "t1"), recorder(log, "t2")], namespace={}
+    )
+    o = Orchestrator([loud], middleware=[recorder(log, "o1"), recorder(log, "o2")])
+    result = run(o, [ToolCall("a", "shout", {"text": "hi"})])
+    assert result.get("a").output == "HI"
+    assert log == ["o1>a", "o2>a", "t1>a", "t2>a", "tool", "t2<a", "t1<a", "o2<a", "o1<a"]
+
+
+def test_a_cache_answers_without_the_tool() -> None:
+    ran: list[str] = []
+    cache: dict[tuple[str, str], Any] = {("lookup", "x"): "cached"}
+
+    @tool
+    async def lookup(key: str) -> str:
+        """Look a key up."""
+        ran.append(key)
+        return f"fresh {key}"
+
+    async def cached(request: CallRequest, call_next: CallNext) -> Any:
+        key = (request.tool.name, request.arguments["key"])
+        if key not in cache:
+            cache[key] = await call_next(request)
+        return cache[key]
+
+    o = Orchestrator([lookup], middleware=[cached])
+    result = run(o, [ToolCall("a", "lookup", {"key": "x"}), ToolCall("b", "lookup", {"key": "y"})])
+    assert [r.output for r in result.results] == ["cached", "fresh y"]
+    assert ran == ["y"]
+    hit, miss = result.results
+    assert (hit.status, hit.attempts) == ("ok", 0), "the tool never ran for the hit"
+    assert (miss.status, miss.attempts) == ("ok", 1)
+    assert hit.execution_order is not None
+    assert hit.started_at is not None
+
+
+def test_override_rewrites_what_the_tool_gets_and_the_result_keeps_what_the_model_sent() -> None:
+    async def lower(request: CallRequest, call_next: CallNext) -> Any:
+        return await call_next(request.override(arguments={"text": request.arguments["text"][:3]}))
+
+    o = Orchestrator([echo], middleware=[lower])
+    result = run(o, [ToolCall("a", "echo", {"text": "abcdef"})])
+    assert result.get("a").output == "abc"
+    assert result.get("a").arguments == {"text": "abcdef"}
+
+
+def test_a_reference_reads_the_output_a_middleware_returned() -> None:
+    async def wrap(request: CallRequest, call_next: CallNext) -> Any:
+        return {"wrapped": await call_next(request)}
+
+    o = Orchestrator([echo], middleware=[wrap])
+    result = run(
+        o,
+        [ToolCall("a", "echo", {"text": "x"}), ToolCall("b", "echo", {"text": "${a.wrapped}"})],
+    )
+    assert result.get("b").output == {"wrapped": "x"}
+
+
+def test_override_refuses_unknown_fields_by_name() -> None:
+    seen: list[str] = []
+
+    async def bad(request: CallRequest, call_next: CallNext) -> Any:
+        try:
+            request.override(argumnets={})
+        except UsageError as exc:
+            seen.append(str(exc))
+        return await call_next(request)
+
+    run(Orchestrator([echo], middleware=[bad]), [ToolCall("a", "echo", {"text": "x"})])
+    assert "unknown field(s) argumnets" in seen[0]
+    assert "it has arguments, attempt" in seen[0]
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        pytest.param("not a list", id="a-string"),
+        pytest.param([1], id="not-callable"),
+        pytest.param(None, id="none"),
+    ],
+)
+def test_middleware_that_is_not_a_list_of_callables_is_a_usage_error(given: Any) -> None:
+    with pytest.raises(UsageError, match="middleware"):
+        Orchestrator([echo], middleware=given)
+
+
+def test_the_request_repr_never_carries_arguments() -> None:
+    reprs: list[str] = []
+
+    async def show(request: CallRequest, call_next: CallNext) -> Any:
+        reprs.append(repr(request))
+        return await call_next(request)
+
+    run(Orchestrator([echo], middleware=[show]), [ToolCall("a", "echo", {"text": "secret"})])
+    assert "secret" not in reprs[0]
+    assert "call_id='a'" in reprs[0]
+
+
+# ---------------------------------------------------------------- outcomes
+
+
+def test_skip_call_skips_the_call_with_its_reason_and_what_needs_it() -> None:
+    async def approve(request: CallRequest, call_next: CallNext) -> Any:
+        if request.arguments.get("text") == "rm -rf":
+            raise SkipCall("the user declined")
+        return await call_next(request)
+
+    o = Orchestrator([echo], middleware=[approve])
+    result = run(
+        o,
+        [
+            ToolCall("a", "echo", {"text": "rm -rf"}),
+            ToolCall("b", "echo", {"text": "${a}"}),
+            ToolCall("c", "echo", {"text": "ls"}),
+        ],
+    )
+    a, b, c = result.results
+    assert (a.status, a.error, a.error_type) == (
+        "skipped",
+        "the user declined",
+        "skipped_by_middleware",
+    )
+    assert (b.status, b.error_type) == ("skipped", "dependency_failed")
+    assert b.error == (
+        "skipped: it depends on call 'a' (echo), which was skipped. Fix that call first."
+    )
+    assert c.status == "ok"
+
+
+def test_a_middleware_exception_is_that_calls_error_and_nothing_else_is_lost() -> None:
+    async def deny(request: CallRequest, call_next: CallNext) -> Any:
+        if request.call.id == "a":
+            raise PermissionError("not allowed here")
+        return await call_next(request)
+
+    o = Orchestrator([echo], middleware=[deny])
+    result = run(o, [ToolCall("a", "echo", {"text": "x"}), ToolCall("b", "echo", {"text": "y"})])
+    a, b = result.results
+    assert (a.status, a.error_type, a.attempts) == ("error", "tool_error", 0)
+    assert a.error == "call 'a' (echo): failed: PermissionError: not allowed here"
+    assert isinstance(a.exception.__cause__, PermissionError)  # type: ignore[union-attr]
+    assert b.output == "y"
+
+
+def test_a_call_error_a_middleware_raises_for_its_call_keeps_its_kind() -> None:
+    async def check(request: CallRequest, call_next: CallNext) -> Any:
+        if len(request.arguments["text"]) > 3:
+            raise InvalidArgumentsError(
+                "'text': at most 3 characters. Shorten it and call again.",
+                call_id=request.call.id,
+                tool_name=request.tool.name,
+            )
+        return await call_next(request)
+
+    result = run(
+        Orchestrator([echo], middleware=[check]), [ToolCall("a", "echo", {"text": "long"})]
+    )
+    a = result.get("a")
+    assert (a.status, a.error_type) == ("error", "invalid_arguments")
+    assert a.error == "call 'a' (echo): 'text': at most 3 characters. Shorten it and call again."
+
+
+def test_a_middleware_that_raises_system_exit_fails_only_its_call() -> None:
+    async def leave(request: CallRequest, call_next: CallNext) -> Any:
+        raise SystemExit(3)
+
+    result = run(Orchestrator([echo], middleware=[leave]), [ToolCall("a", "echo", {"text": "x"})])
+    assert result.get("a").error_type == "tool_error"
+    assert "SystemExit" in (result.get("a").error or "")
+
+
+def test_metadata_and_batch_id_reach_every_middleware() -> None:
+    seen: list[tuple[str, Any, str]] = []
+
+    async def look(request: CallRequest, call_next: CallNext) -> Any:
+        seen.append((request.call.id, request.metadata["user"], request.batch_id))
+        with pytest.raises(TypeError):
+            request.metadata["user"] = "mallory"  # type: ignore[index]
+        return await call_next(request)
+
+    o = Orchestrator([echo], middleware=[look])
+    metadata = {"user": "alice"}
+    first = run(
+        o,
+        [ToolCall("a", "echo", {"text": "x"}), ToolCall("b", "echo", {"text": "y"})],
+        metadata=metadata,
+    )
+    metadata["user"] = "changed after the run started"
+    second = run(o, [ToolCall("a", "echo", {"text": "x"})], metadata={"user": "bob"})
+    assert {(i, u) for i, u, _ in seen} == {("a", "alice"), ("b", "alice"), ("a", "bob")}
+    ids = [b for _, _, b in seen]
+    assert ids[0] == ids[1] == first.batch_id != second.batch_id == ids[2]
+
+
+def test_without_metadata_a_middleware_sees_an_empty_read_only_mapping() -> None:
+    seen: list[Any] = []
+
+    async def look(request: CallRequest, call_next: CallNext) -> Any:
+        seen.append(request.metadata)
+        return await call_next(request)
+
+    run(Orchestrator([echo], middleware=[look]), [ToolCall("a", "echo", {"text": "x"})])
+    assert seen == [MappingProxyType({})]
+
+
+def test_streamed_calls_go_through_the_middleware_too() -> None:
+    log: list[str] = []
+    o = Orchestrator([echo], middleware=[recorder(log, "m")])
+
+    async def main() -> Any:
+        async with o.stream(metadata={"k": 1}) as batch:
+            batch.add(ToolCall("a", "echo", {"text": "x"}))
+            batch.add(ToolCall("b", "echo", {"text": "${a}"}))
+        return batch.result
+
+    result = asyncio.run(main())
+    assert [r.output for r in result.results] == ["x", "x"]
+    assert log == ["m>a", "m<a", "m>b", "m<b"]
+
+
+def test_a_middlewares_spans_nest_under_the_calls_span() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+
+    async def audited(request: CallRequest, call_next: CallNext) -> Any:
+        with tracer.start_as_current_span("audit"):
+            return await call_next(request)
+
+    o = Orchestrator([echo], middleware=[audited], tracer_provider=provider)
+    run(o, [ToolCall("a", "echo", {"text": "x"}), ToolCall("b", "echo", {"text": "y"})])
+    finished = exporter.get_finished_spans()
+    audits = [s for s in finished if s.name == "audit"]
+    call_span_ids = {s.context.span_id for s in finished if s.name.startswith("execute_tool")}
+    assert len(audits) == 2
+    assert {a.parent.span_id for a in audits if a.parent is not None} == call_span_ids
+
+
+# ---------------------------------------------------------------- policies
+
+
+def test_retry_makes_each_attempt_and_counts_them() -> None:
+    attempts: list[int] = []
+    outside: list[str] = []
+    inside: list[str] = []
+
+    @tool(
+        middleware=[recorder(outside, "outside"), policies.retry(3, wait=0), recorder(inside, "in")]
+    )
+    async def flaky(text: str) -> str:
+        """Fail twice, then work."""
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise ConnectionError("try again")
+        return text
+
+    result = run(Orchestrator([flaky]), [ToolCall("a", "flaky", {"text": "x"})])
+    assert (result.get("a").output, result.get("a").attempts) == ("x", 3)
+    assert outside == ["outside>a", "outside<a"], "outside retry: the call is seen once"
+    assert inside == ["in>a", "in<a"] * 3, "inside retry: every attempt"
+
+
+def test_retry_numbers_the_attempts_it_passes_on() -> None:
+    numbers: list[int] = []
+
+    async def note(request: CallRequest, call_next: CallNext) -> Any:
+        numbers.append(request.attempt)
+        raise ConnectionError("down")
+
+    @tool(middleware=[policies.retry(3, wait=0), note])
+    async def down(text: str) -> str:
+        """Never reached."""
+        return text
+
+    result = run(Orchestrator([down]), [ToolCall("a", "down", {"text": "x"})])
+    assert numbers == [1, 2, 3]
+    assert result.get("a").error == "call 'a' (down): failed: ConnectionError: down"
+
+
+def test_retry_only_retries_what_it_is_told_and_never_a_skip() -> None:
+    tries: list[str] = []
+
+    async def once(request: CallRequest, call_next: CallNext) -> Any:
+        tries.append(request.call.id)
+        if request.call.id == "a":
+            raise ValueError("not retried")
+        raise SkipCall("not now")
+
+    o = Orchestrator([echo], middleware=[policies.retry(5, wait=0, on=ConnectionError), once])
+    result = run(o, [ToolCall("a", "echo", {"text": "x"}), ToolCall("b", "echo", {"text": "y"})])
+    assert sorted(tries) == ["a", "b"]
+    assert result.get("a").error_type == "tool_error"
+    assert result.get("b").status == "skipped"
+
+
+def test_timeout_fails_the_call_with_a_timeout_error() -> None:
+    @tool(middleware=[policies.timeout(0.2)])
+    async def stuck(text: str) -> str:
+        """Ignore cancellation for a while."""
+        for _ in range(3):
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                continue
+        return text
+
+    result = run(Orchestrator([stuck]), [ToolCall("a", "stuck", {"text": "x"})])
+    a = result.get("a")
+    assert (a.status, a.error_type) == ("error", "timeout")
+    assert a.error == (
+        "call 'a' (stuck): timed out after 0.2 s. Try a smaller request or another approach."
+    )
+    assert result.elapsed < GUARD / 2
+
+
+def test_the_tool_shorthand_is_the_standard_chain() -> None:
+    chain = policies.standard(timeout=5, retries=2)
+    assert [getattr(mw, "__qualname__", "") for mw in chain] == ["retry(3)", "timeout(5)"]
+    assert policies.standard() == []
+
+
+def test_limit_bounds_calls_in_flight_per_batch() -> None:
+    running = 0
+    most = 0
+
+    @tool(middleware=[policies.limit(2)])
+    async def busy(i: int) -> int:
+        """Hold a slot for a moment."""
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        running -= 1
+        return i
+
+    result = run(Orchestrator([busy]), [ToolCall(f"c{i}", "busy", {"i": i}) for i in range(8)])
+    assert result.ok
+    assert most == 2
+
+
+def test_a_keyed_limit_holds_across_batches() -> None:
+    running = 0
+    most = 0
+    shared = policies.limit(1, key="db")
+
+    @tool(middleware=[shared])
+    async def query(i: int) -> int:
+        """Hold the one slot for a moment."""
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        running -= 1
+        return i
+
+    async def main() -> None:
+        a, b = Orchestrator([query]), Orchestrator([query])
+        calls = [ToolCall(f"c{i}", "query", {"i": i}) for i in range(3)]
+        first, second = await asyncio.wait_for(asyncio.gather(a.run(calls), b.run(calls)), GUARD)
+        assert first.ok
+        assert second.ok
+
+    asyncio.run(main())
+    assert most == 1
+
+
+def test_a_limit_keyed_by_the_request_gives_each_key_its_own_slots() -> None:
+    running: dict[str, int] = {"alice": 0, "bob": 0}
+    most: dict[str, int] = {"alice": 0, "bob": 0}
+
+    async def track(request: CallRequest, call_next: CallNext) -> Any:
+        user = request.metadata["user"]
+        running[user] += 1
+        most[user] = max(most[user], running[user])
+        try:
+            for _ in range(5):
+                await asyncio.sleep(0)
+            return await call_next(request)
+        finally:
+            running[user] -= 1
+
+    @tool(middleware=[policies.limit(1, key=lambda r: r.metadata["user"]), track])
+    async def work(i: int) -> int:
+        """Hold a slot for a moment."""
+        return i
+
+    o = Orchestrator([work])
+
+    async def main() -> None:
+        calls = [ToolCall(f"c{i}", "work", {"i": i}) for i in range(3)]
+        await asyncio.wait_for(
+            asyncio.gather(
+                o.run(calls, metadata={"user": "alice"}), o.run(calls, metadata={"user": "bob"})
+            ),
+            GUARD,
+        )
+
+    asyncio.run(main())
+    assert most == {"alice": 1, "bob": 1}
+
+
+def test_in_thread_keeps_a_blocking_async_tool_off_the_event_loop() -> None:
+    loop_thread = threading.get_ident()
+    started = threading.Event()
+    threads: list[int] = []
+
+    @tool(middleware=[policies.in_thread()])
+    async def blocking(wait: float) -> str:
+        """Block its thread until the other call ran."""
+        threads.append(threading.get_ident())
+        started.set()
+        return "released" if released.wait(wait) else "never released"
+
+    released = threading.Event()
+
+    @tool
+    async def release() -> str:
+        """Runs on the loop while the other call blocks."""
+        await asyncio.to_thread(started.wait, GUARD / 2)
+        released.set()
+        return "done"
+
+    o = Orchestrator([blocking, release])
+    result = run(o, [ToolCall("a", "blocking", {"wait": GUARD / 2}), ToolCall("b", "release")])
+    assert [r.output for r in result.results] == ["released", "done"]
+    assert threads
+    assert threads[0] != loop_thread
+
+
+def test_in_thread_calls_a_blocking_tool_in_its_own_thread() -> None:
+    @tool(middleware=[policies.in_thread()])
+    def where() -> str:
+        """Say which thread ran it."""
+        return threading.current_thread().name
+
+    result = run(Orchestrator([where]), [ToolCall("a", "where")])
+    assert result.get("a").output.startswith("toolweave")
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        pytest.param(lambda: policies.timeout(0), "positive number", id="timeout-zero"),
+        pytest.param(lambda: policies.timeout(True), "positive number", id="timeout-bool"),
+        pytest.param(lambda: policies.retry(0), "attempts >= 1", id="retry-zero"),
+        pytest.param(lambda: policies.retry(2, on=(ValueError, 3)), "exception types", id="on"),
+        pytest.param(lambda: policies.retry(2, wait=-1), "seconds >= 0", id="wait-negative"),
+        pytest.param(lambda: policies.limit(0), ">= 1", id="limit-zero"),
+    ],
+)
+def test_a_policy_given_a_bad_setting_says_which(make: Callable[[], Any], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        make()
+
+
+# ---------------------------------------------------------------- invariants
+
+Step = tuple[str, int]  # (what a layer does, on which call index)
+
+
+@st.composite
+def chains(draw: st.DrawFn) -> tuple[list[Step], int]:
+    n = draw(st.integers(1, 6))
+    kinds = st.sampled_from(["pass", "skip", "raise", "answer", "base"])
+    steps = draw(st.lists(st.tuples(kinds, st.integers(0, n - 1)), max_size=4))
+    return steps, n
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(chains())
+def test_any_chain_gives_every_call_exactly_one_result(spec: tuple[list[Step], int]) -> None:
+    steps, n = spec
+
+    def layer(kind: str, target: int) -> Middleware:
+        async def mw(request: CallRequest, call_next: CallNext) -> Any:
+            if request.call.id == f"c{target}":
+                if kind == "skip":
+                    raise SkipCall("skipped here")
+                if kind == "raise":
+                    raise RuntimeError("broken layer")
+                if kind == "answer":
+                    return "from the layer"
+                if kind == "base":
+                    raise GeneratorExit
+            return await call_next(request)
+
+        return mw
+
+    o = Orchestrator([echo], middleware=[layer(k, t) for k, t in steps])
+    calls = [
+        ToolCall(f"c{i}", "echo", {"text": f"${{c{i - 1}}}" if i and i % 2 else "x"})
+        for i in range(n)
+    ]
+    result = run(o, calls)
+    assert [r.call_id for r in result.results] == [c.id for c in calls]
+    for r in result.results:
+        assert r.status in ("ok", "error", "skipped")
+        assert (r.status == "ok") == (r.error is None)
