@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
+import pathlib
+import re
 import threading
 from collections.abc import Callable
 from types import MappingProxyType
@@ -567,3 +571,13 @@ def test_any_chain_gives_every_call_exactly_one_result(spec: tuple[list[Step], i
     for r in result.results:
         assert r.status in ("ok", "error", "skipped")
         assert (r.status == "ok") == (r.error is None)
+
+
+def test_the_readme_middleware_example_prints_what_it_says() -> None:
+    text = (pathlib.Path(__file__).resolve().parent.parent / "README.md").read_text()
+    found = re.search(r"## Middleware.*?```python\n(.*?)```\n\nprints\n\n```\n(.*?)```", text, re.S)
+    assert found is not None
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(found.group(1), "README.md", "exec"), {})
+    assert out.getvalue() == found.group(2)
