@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
-import uuid
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.trace import Span
 
 from toolweave.telemetry import TraceContent
 
@@ -28,11 +29,14 @@ _LOG = LogObserver()
 
 
 class Tracing:
-    """Where an orchestrator's spans go, and what they may carry."""
+    """Where an orchestrator's spans go (``tracer`` None: no SDK is configured, so there are
+    no spans to make), and what they may carry."""
 
     __slots__ = ("content", "tracer", "workflow_name")
 
-    def __init__(self, tracer: trace.Tracer, workflow_name: str, content: TraceContent) -> None:
+    def __init__(
+        self, tracer: trace.Tracer | None, workflow_name: str, content: TraceContent
+    ) -> None:
         self.tracer = tracer
         self.workflow_name = workflow_name
         self.content = content
@@ -57,14 +61,15 @@ class Batch:
         self.tracing = tracing
         self.goal = goal
         self.metadata = _NO_METADATA if not metadata else MappingProxyType(dict(metadata))
-        self.batch_id = uuid.uuid4().hex
+        self.batch_id = os.urandom(8).hex()
         self.started_at = time.time()
-        self.span = start_batch_span(tracing.tracer, tracing.workflow_name)
-        self.trace = (
-            BatchTrace(tracing.tracer, self.span, tracing.content)
-            if self.span.is_recording()
-            else None
-        )
+        self.trace: BatchTrace | None = None
+        if tracing.tracer is None:
+            self.span: Span = trace.INVALID_SPAN
+        else:
+            self.span = start_batch_span(tracing.tracer, tracing.workflow_name)
+            if self.span.is_recording():
+                self.trace = BatchTrace(tracing.tracer, self.span, tracing.content)
         self.observers = Observers(_LOG, self.trace)
 
     def start(self, prepared: list[Prepared], *, open: bool = False) -> BatchRun:
@@ -107,4 +112,5 @@ class Batch:
 
     def end(self) -> None:
         """Close the batch span."""
-        end_span(self.span)
+        if self.span is not trace.INVALID_SPAN:
+            end_span(self.span)

@@ -158,15 +158,22 @@ class Orchestrator:
         self._check_open()
         batch = Batch(self._options(), self._tracing(), goal=goal, metadata=metadata)
         try:
+            if batch.span is trace.INVALID_SPAN:  # no SDK: the caller's context stays current
+                return await self._run(batch, calls)
             with use_span(batch.span, end_on_exit=False, record_exception=False):
-                plan, prepared = plan_batch(coerce_batch(calls), self.tools, self.strategy)
-                await batch.start(prepared).execute()
-                return batch.result(plan)
+                return await self._run(batch, calls)
         except BaseException as exc:
             batch.failed(exc)
             raise
         finally:
             batch.end()
+
+    async def _run(
+        self, batch: Batch, calls: Iterable[ToolCall | Mapping[str, Any]]
+    ) -> BatchResult:
+        plan, prepared = plan_batch(coerce_batch(calls), self.tools, self.strategy)
+        await batch.start(prepared).execute()
+        return batch.result(plan)
 
     def stream(
         self, *, goal: str | None = None, metadata: Mapping[str, Any] | None = None
@@ -201,9 +208,11 @@ class Orchestrator:
     def _tracing(self) -> Tracing:
         return Tracing(self._tracer(), self.workflow_name, self.trace_content)
 
-    def _tracer(self) -> trace.Tracer:
+    def _tracer(self) -> trace.Tracer | None:
         if self.tracer_provider is None:
-            return _GLOBAL_TRACER  # a proxy: follows an SDK configured later
+            if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+                return None  # no SDK configured (yet): no spans to make
+            return _GLOBAL_TRACER  # a proxy: follows the SDK configured globally
         if self._own_tracer is None:
             self._own_tracer = self.tracer_provider.get_tracer("toolweave", _VERSION)
         return self._own_tracer

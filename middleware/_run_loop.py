@@ -94,8 +94,8 @@ class BatchRun:
         batch_id: str,
         observers: Observers,
     ) -> None:
-        self.opened = asyncio.Event()
-        """Set once the run takes calls through ``add()``."""
+        self.opened = asyncio.Event() if open else None
+        """For a streamed batch: set once the run takes calls through ``add()``."""
         self.prepared = prepared
         self.stopped: str | None = None
         """The decider's reason, when it stopped the batch."""
@@ -174,7 +174,8 @@ class BatchRun:
                 return
             async with asyncio.TaskGroup() as group:
                 self._group = group
-                self.opened.set()
+                if self.opened is not None:
+                    self.opened.set()
                 await self._loop()
         except (Abort, BaseExceptionGroup):
             if self._scope.fatal is not None:

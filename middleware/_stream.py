@@ -66,11 +66,16 @@ class BatchStream:
                 "this stream was entered already: each orchestrator.stream() is entered once"
             )
         self._batch = batch = self._open_batch()
-        self._token = context_api.attach(trace.set_span_in_context(batch.span))
+        self._token = (
+            None
+            if batch.span is trace.INVALID_SPAN  # no SDK: the caller's context stays current
+            else context_api.attach(trace.set_span_in_context(batch.span))
+        )
         task: asyncio.Task[None] | None = None
         try:
             run = batch.start([], open=True)
             task = self._task = asyncio.create_task(run.execute())
+            assert run.opened is not None
             opened = asyncio.create_task(run.opened.wait())
             try:
                 await asyncio.wait({task, opened}, return_when=asyncio.FIRST_COMPLETED)
@@ -85,7 +90,8 @@ class BatchStream:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
             batch.failed(exc)
-            context_api.detach(self._token)
+            if self._token is not None:
+                context_api.detach(self._token)
             batch.end()
             raise
         return self
@@ -139,5 +145,6 @@ class BatchStream:
                 batch.failed(failure)
             raise
         finally:
-            context_api.detach(self._token)
+            if self._token is not None:
+                context_api.detach(self._token)
             batch.end()
