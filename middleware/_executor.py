@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, overload
 
 from opentelemetry.trace import Span, use_span
-from pydantic import ValidationError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
 from toolweave.telemetry._values import safe_str, to_jsonable
@@ -55,7 +54,7 @@ from ._references import (
 )
 from ._scheduler import Scheduler
 from ._threads import Escaped
-from ._tools import Tool, describe_validation_error
+from ._tools import VALIDATION_ERRORS, Tool, describe_validation_error
 from ._tracing import BatchTrace
 
 __all__ = ["BatchRun", "FinishedView", "PendingView"]
@@ -525,7 +524,7 @@ class BatchRun:
         assert p.tool is not None  # calls without a tool failed at planning
         try:
             return p.tool.validate_arguments(arguments)
-        except ValidationError as exc:
+        except VALIDATION_ERRORS as exc:
             raise InvalidArgumentsError(
                 describe_validation_error(exc, p.tool), call_id=p.call.id, tool_name=p.call.name
             ) from None
