@@ -17,7 +17,7 @@ from toolweave._demo import DEMO_TOOLS
 from toolweave.telemetry._values import safe_str, to_text
 
 from .openai import AgentRun, run_openai_agent
-from .scripted_server import ScriptedOpenAIServer
+from .scripted_server import ScriptedOpenAIServer, demo_script
 
 __all__ = ["main", "run_demo_agent"]
 
@@ -46,7 +46,7 @@ def main(out: TextIO = sys.stdout) -> int:
             model = os.environ.get("TOOLWEAVE_DEMO_MODEL", "gpt-4.1-mini")
             print(f"agent demo against {client.base_url} ({model})", file=out)
         else:
-            server = stack.enter_context(ScriptedOpenAIServer())
+            server = stack.enter_context(ScriptedOpenAIServer(script=demo_script))
             client = AsyncOpenAI(base_url=server.base_url, api_key="offline")
             model = "scripted"
             print(f"agent demo offline, against a scripted model at {server.base_url}", file=out)

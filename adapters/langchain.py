@@ -7,12 +7,13 @@ Needs ``langchain-core`` (the ``langchain`` extra); LangGraph itself is not requ
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import Runnable, RunnableConfig
-from langchain_core.tools import BaseTool, StructuredTool
+from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from pydantic import BaseModel, ConfigDict, create_model
 
 from toolweave import (
@@ -25,7 +26,7 @@ from toolweave import (
     UsageError,
 )
 from toolweave._llm_decider import DEFAULT_INSTRUCTIONS, decision_prompt
-from toolweave._tools import as_tool
+from toolweave._tools import VALIDATION_ERRORS, as_tool, describe_validation_error
 from toolweave.telemetry._values import to_text
 
 from ._calls import Written, unique_calls
@@ -60,11 +61,22 @@ def from_langchain_tool(lc_tool: BaseTool) -> Tool:
 
 
 def as_langchain_tools(tools: Iterable[Tool | Any] | Orchestrator) -> list[StructuredTool]:
-    """LangChain ``StructuredTool``s for toolweave tools (name, description, schema kept)."""
+    """LangChain ``StructuredTool``s for toolweave tools (name, description, schema kept).
+
+    A tool with a pydantic argument model goes over with that model, and LangChain validates.
+    A tool that advertises a JSON schema (one from ``Tool.from_schema``, say) or whose
+    parameters are named by aliases (``_from``) goes over with its JSON schema as
+    ``args_schema``; the tool then validates the arguments itself, raising a
+    ``ToolException`` worded for the model when they do not fit, and is called as the engine
+    calls it (a ``from_schema`` tool with the arguments as one dict).
+    """
     items = tools.tools.values() if isinstance(tools, Orchestrator) else tools
     out = []
     for item in items:
         t = as_tool(item)  # the conversion Orchestrator applies
+        if t.json_schema is not None or _aliased(t):
+            out.append(_with_json_schema(t))
+            continue
         out.append(
             StructuredTool.from_function(
                 func=None if t.is_async else t.fn,
@@ -75,6 +87,37 @@ def as_langchain_tools(tools: Iterable[Tool | Any] | Orchestrator) -> list[Struc
             )
         )
     return out
+
+
+def _aliased(t: Tool) -> bool:
+    """Whether the model sends names that are not the model's field names (LangChain would
+    advertise and pass the field names)."""
+    return any(f.alias not in (None, n) for n, f in t.args_schema.model_fields.items())
+
+
+def _with_json_schema(t: Tool) -> StructuredTool:
+    def arguments(given: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        try:
+            values = t.validate_arguments(given)
+        except VALIDATION_ERRORS as exc:
+            raise ToolException(describe_validation_error(exc, t)) from exc
+        return t.bind(values)
+
+    async def acall(**given: Any) -> Any:
+        args, kwargs = arguments(given)
+        return await t.fn(*args, **kwargs)
+
+    def call(**given: Any) -> Any:
+        args, kwargs = arguments(given)
+        return t.fn(*args, **kwargs)
+
+    return StructuredTool.from_function(
+        func=None if t.is_async else call,
+        coroutine=acall if t.is_async else None,
+        name=t.name,
+        description=t.description or t.name,
+        args_schema=copy.deepcopy(t.parameters),
+    )
 
 
 class ToolweaveNode(Runnable[Any, Any]):

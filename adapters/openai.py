@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from toolweave import BatchResult, CallResult, Orchestrator, Tool, ToolCall, UsageError
+from toolweave._json_schemas import subschemas
 from toolweave.telemetry._values import safe_str, to_text
 
 from ._calls import CallIds, Written, one_call, unique_calls
@@ -63,6 +64,12 @@ def openai_tools(
     optional ones nullable); a tool whose parameters strict mode cannot express (free-form
     objects, ``Any``) goes out with ``strict: false`` and a logged reason. With ``references``
     every non-string parameter also accepts a ``"${...}"`` reference string.
+
+    A tool from ``Tool.from_schema`` goes out with its schema (BFCL type names normalised).
+    Its schema is validated as written, so it is strict only when strict mode can express it
+    as it is: every property required, no object open to other keys (an object that does not
+    say gets ``additionalProperties: false``), only keywords strict mode supports, and
+    ``default`` dropped. Otherwise it goes out unchanged with ``strict: false``.
     """
     if isinstance(tools, Orchestrator):
         tools = tools.tools
@@ -104,13 +111,16 @@ def openai_tools(
 
 def _parameters(tool: Tool, *, references: bool, strict: bool) -> tuple[dict[str, Any], bool]:
     base = tool.parameters
-    problem = _free_form(base, base.get("$defs", {})) if strict else None
-    if strict and problem is None:
-        schema = strict_schema(base)
+    if tool.defined_by_schema:
+        problem = _not_strict_as_written(base) if strict else None
+        schema = copy.deepcopy(base)
+        if strict and problem is None:
+            schema = _close(schema)
     else:
-        if strict:
-            logger.info("toolweave: tool '%s' goes out with strict: false: %s", tool.name, problem)
-        schema = _strip(copy.deepcopy(base))
+        problem = _free_form(base, base.get("$defs", {})) if strict else None
+        schema = strict_schema(base) if strict and problem is None else _strip(copy.deepcopy(base))
+    if strict and problem is not None:
+        logger.info("toolweave: tool '%s' goes out with strict: false: %s", tool.name, problem)
     if references:
         for name, prop in schema.get("properties", {}).items():
             if not _is_string(prop):
@@ -127,14 +137,90 @@ def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _strip(node: Any) -> Any:
+    """``title`` and ``default`` dropped from every schema inside ``node`` (a property named
+    ``title`` or ``default`` is a property, and stays)."""
     if isinstance(node, dict):
         for key in ("title", "default"):
             node.pop(key, None)
-        for value in node.values():
-            _strip(value)
-    elif isinstance(node, list):
-        for value in node:
-            _strip(value)
+        for child in subschemas(node):
+            _strip(child)
+    return node
+
+
+# Strict mode's subset of JSON Schema, for tools whose schema is validated as written.
+_STRICT_KEYWORDS = frozenset(
+    {
+        "type",
+        "properties",
+        "required",
+        "additionalProperties",
+        "items",
+        "enum",
+        "const",
+        "anyOf",
+        "$ref",
+        "$defs",
+        "definitions",
+        "title",
+        "description",
+        "default",  # dropped when it goes out strict
+        "pattern",
+        "format",
+        "multipleOf",
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "minItems",
+        "maxItems",
+    }
+)
+_STRICT_FORMATS = frozenset(
+    {"date-time", "time", "date", "duration", "email", "hostname", "ipv4", "ipv6", "uuid"}
+)
+_SHAPE_KEYWORDS = ("type", "$ref", "anyOf", "enum", "const")
+
+
+def _not_strict_as_written(node: dict[str, Any]) -> str | None:
+    """Why strict mode cannot express this schema without changing what it accepts, or None.
+
+    Closing an object that does not say (``additionalProperties: false``) only narrows what
+    the model may send; making an optional property required, or nullable, would not."""
+    unsupported = sorted(set(node) - _STRICT_KEYWORDS)
+    if unsupported:
+        return f"the keyword '{safe_str(unsupported[0], 60)}' is not supported in strict mode"
+    if not any(k in node for k in _SHAPE_KEYWORDS):
+        return "a parameter accepts any value"
+    kinds = node.get("type")
+    kinds = kinds if isinstance(kinds, list) else [kinds]
+    if "object" in kinds or "properties" in node:
+        if node.get("additionalProperties") not in (None, False):
+            return "an object with free-form keys"
+        if "properties" not in node:
+            return "an object without declared properties"
+        required = node.get("required") or []
+        optional = [p for p in node["properties"] if p not in required]
+        if optional:
+            return (
+                f"the property '{safe_str(optional[0], 60)}' is optional (strict mode needs "
+                "every property required)"
+            )
+    if "array" in kinds and not isinstance(node.get("items"), dict):
+        return "a list without an item type"
+    if "format" in node and node["format"] not in _STRICT_FORMATS:
+        return f"the format '{safe_str(node['format'], 60)}' is not supported in strict mode"
+    return next((p for p in map(_not_strict_as_written, subschemas(node)) if p), None)
+
+
+def _close(node: dict[str, Any]) -> dict[str, Any]:
+    """Strict form of a schema ``_not_strict_as_written`` accepts: objects closed, defaults
+    dropped (in place)."""
+    node.pop("default", None)
+    kinds = node.get("type")
+    if "properties" in node or kinds == "object" or (isinstance(kinds, list) and "object" in kinds):
+        node["additionalProperties"] = False
+    for child in subschemas(node):
+        _close(child)
     return node
 
 

@@ -21,7 +21,8 @@ from langgraph.prebuilt import tools_condition
 
 from toolweave.adapters.langchain import ToolweaveNode, as_langchain_tools
 from toolweave.adapters.openai import reference_instructions
-from toolweave.adapters.scripted_server import ScriptedOpenAIServer
+from toolweave.adapters.scripted_server import demo_script
+from toolweave.testing import ScriptedOpenAIServer
 
 
 def build(model: ChatOpenAI) -> Any:
@@ -44,7 +45,7 @@ def main() -> None:
         if os.environ.get("OPENAI_API_KEY"):
             model = ChatOpenAI(model=os.environ.get("MODEL", "gpt-4.1-mini"))
         else:
-            server = stack.enter_context(ScriptedOpenAIServer())
+            server = stack.enter_context(ScriptedOpenAIServer(script=demo_script))
             model = ChatOpenAI(model="scripted", base_url=server.base_url, api_key="offline")
         final = build(model).invoke(
             {

@@ -17,7 +17,8 @@ from openai import AsyncOpenAI
 
 from toolweave import Orchestrator
 from toolweave.adapters.openai import run_openai_agent
-from toolweave.adapters.scripted_server import ScriptedOpenAIServer
+from toolweave.adapters.scripted_server import demo_script
+from toolweave.testing import ScriptedOpenAIServer
 
 
 async def main() -> None:
@@ -25,7 +26,7 @@ async def main() -> None:
         if os.environ.get("OPENAI_API_KEY"):
             client, model = AsyncOpenAI(), os.environ.get("MODEL", "gpt-4.1-mini")
         else:
-            server = stack.enter_context(ScriptedOpenAIServer())
+            server = stack.enter_context(ScriptedOpenAIServer(script=demo_script))
             client, model = AsyncOpenAI(base_url=server.base_url, api_key="offline"), "scripted"
 
         # The few lines that adopt toolweave: an Orchestrator and the agent loop.

@@ -70,7 +70,7 @@ class Batch:
             self.span = start_batch_span(tracing.tracer, tracing.workflow_name)
             if self.span.is_recording():
                 self.trace = BatchTrace(tracing.tracer, self.span, tracing.content)
-        self.observers = Observers(_LOG, self.trace)
+        self.observers = Observers(_LOG) if self.trace is None else Observers(_LOG, self.trace)
 
     def start(self, prepared: list[Prepared], *, open: bool = False) -> BatchRun:
         """The run loop for these calls (and, with ``open``, calls still to come)."""

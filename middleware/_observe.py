@@ -41,8 +41,8 @@ class Observers:
 
     __slots__ = ("_all",)
 
-    def __init__(self, *observers: Observer | None) -> None:
-        self._all = tuple(o for o in observers if o is not None)
+    def __init__(self, *observers: Observer) -> None:
+        self._all = observers
 
     def call_started(self, p: Prepared, order: int) -> None:
         for o in self._all:

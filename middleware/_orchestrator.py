@@ -210,9 +210,7 @@ class Orchestrator:
 
     def _tracer(self) -> trace.Tracer | None:
         if self.tracer_provider is None:
-            if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
-                return None  # no SDK configured (yet): no spans to make
-            return _GLOBAL_TRACER  # a proxy: follows the SDK configured globally
+            return _GLOBAL_TRACER if _sdk_configured() else None
         if self._own_tracer is None:
             self._own_tracer = self.tracer_provider.get_tracer("toolweave", _VERSION)
         return self._own_tracer
@@ -242,6 +240,17 @@ class Orchestrator:
         if self._threads is None:
             self._threads = WorkerThreads("toolweave")
         return self._threads
+
+
+_sdk_seen = False
+
+
+def _sdk_configured() -> bool:
+    """Whether a tracer provider was set globally (once set, it stays)."""
+    global _sdk_seen
+    if not _sdk_seen:
+        _sdk_seen = not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+    return _sdk_seen
 
 
 def _middleware_list(middleware: Sequence[Middleware]) -> tuple[Middleware, ...]:

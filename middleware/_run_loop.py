@@ -32,7 +32,7 @@ from ._tasks import Abort, RunScope
 __all__ = ["BatchRun", "Closed", "RunOptions"]
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(kw_only=True, slots=True)
 class RunOptions:
     """How an orchestrator runs its batches (a snapshot of its settings)."""
 

@@ -1,4 +1,5 @@
-"""Tools: a Python function, its name, description and argument schema, and how to call it."""
+"""Tools: a Python function (or a JSON Schema and a function taking one dict), its name,
+description and argument schema, and how to call it."""
 
 from __future__ import annotations
 
@@ -9,23 +10,33 @@ import logging
 import sys
 import typing
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, overload
+from typing import Annotated, Any, overload
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tenacity.wait import wait_base, wait_exponential, wait_random
 
-from toolweave.telemetry._values import safe_str, to_text
+from toolweave.telemetry._values import safe_str, safe_type_name
 
 from ._errors import UsageError
+from ._hooks import Middleware
+from ._json_schemas import (
+    SchemaValidationError,
+    build_validator,
+    describe_schema_errors,
+    location,
+    shown,
+    validate_with_schema,
+)
 
-__all__ = ["VALIDATION_ERRORS", "Tool", "tool"]
+__all__ = ["VALIDATION_ERRORS", "Tool", "describe_validation_error", "tool"]
 
-VALIDATION_ERRORS: tuple[type[Exception], ...] = (ValidationError,)
-
-_MAX_INPUT_REPR = 60
+VALIDATION_ERRORS: tuple[type[Exception], ...] = (ValidationError, SchemaValidationError)
+"""What ``Tool.validate_arguments`` raises for arguments the tool does not accept: pydantic's
+``ValidationError`` (tools from functions) and ``jsonschema.ValidationError`` (tools from a JSON
+Schema). ``describe_validation_error`` words either for the model."""
 
 
 def default_retry_wait() -> wait_base:
@@ -37,15 +48,24 @@ def default_retry_wait() -> wait_base:
 class Tool:
     """A function the model can call, with what the engine needs to run it.
 
-    Build one with the ``@tool`` decorator or ``Tool.from_function``. Calling the ``Tool``
-    calls the function directly, so decorated functions stay usable as they were.
+    Build one with the ``@tool`` decorator or ``Tool.from_function`` (arguments described by
+    the function's signature), or with ``Tool.from_schema`` (arguments described by a JSON
+    Schema, passed to the function as one dict). Calling the ``Tool`` calls the function
+    directly, so decorated functions stay usable as they were.
+
+    What the engine relies on, for both kinds: ``validate_arguments(arguments)`` gives the
+    values to call with (or raises one of ``VALIDATION_ERRORS``), ``bind(values)`` splits them
+    into ``(args, kwargs)`` for ``fn``, ``is_async`` says whether ``fn`` is awaited,
+    ``parameters`` is the JSON schema advertised to the model, and ``middleware`` wraps each
+    call.
     """
 
     name: str
     description: str
     fn: Callable[..., Any] = field(repr=False)
     args_schema: type[BaseModel] = field(repr=False)
-    """Pydantic model of the arguments, built from the function's type hints."""
+    """Pydantic model of the arguments, built from the function's type hints. For a tool from
+    a JSON Schema it is a permissive model (any object): the schema validates, not this."""
     timeout: float | None = None
     """Seconds each attempt may take; None for no limit."""
     retries: int = 0
@@ -57,14 +77,22 @@ class Tool:
     is_async: bool = False
     """True for ``async def`` tools; others run in a worker thread."""
     json_schema: dict[str, Any] | None = field(default=None, repr=False)
-    """A JSON schema to advertise instead of ``args_schema``'s (for tools defined elsewhere)."""
-    middleware: tuple[Any, ...] = ()
+    """A JSON schema to advertise instead of ``args_schema``'s (for tools defined elsewhere,
+    and tools from ``from_schema``, whose schema it is, BFCL type names normalised)."""
+    middleware: tuple[Middleware, ...] = field(default=(), repr=False)
+    """Middleware around each call of this tool, the first outermost; the orchestrator's
+    middleware wraps these. Any sequence is accepted and kept as a tuple."""
     _defaults: frozenset[str] = field(default=frozenset(), repr=False)
     _positional: tuple[str, ...] = field(default=(), repr=False)
+    _renamed: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    """(field of ``args_schema``, parameter) for parameters pydantic cannot name a field."""
+    _validator: Any = field(default=None, repr=False)
+    """The JSON Schema validator of a tool from ``from_schema``; None for other tools."""
 
     def __post_init__(self) -> None:
         if not self.name:
             raise UsageError("a tool needs a non-empty name")
+        object.__setattr__(self, "middleware", _middleware(self.name, self.middleware))
         if self.timeout is not None and not self.timeout > 0:
             raise UsageError(f"tool '{self.name}': timeout must be a positive number of seconds")
         if self.retries < 0:
@@ -82,20 +110,23 @@ class Tool:
         retry_wait: wait_base | None = None,
         retry_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
         namespace: Mapping[str, Any] | None = None,
-        middleware: Any = (),
+        middleware: Sequence[Middleware] = (),
     ) -> Tool:
         """Describe ``fn`` as a tool: its name, its docstring as description, and an argument
         schema from its signature and type hints (``Annotated[int, Field(...)]`` works).
 
+        A parameter whose name starts with ``_`` (``def book(_from: str, to: str)``) keeps
+        that name in the schema and in what the model sends.
         ``namespace`` resolves type hints written as strings (``from __future__ import
         annotations``) that name local types; it defaults to the caller's local names.
+        ``middleware`` wraps each call of this tool (see ``Tool.middleware``).
         """
         tool_name = name or getattr(fn, "__name__", None)
         if not tool_name or tool_name == "<lambda>":
             raise UsageError(f"cannot name the tool for {fn!r}: pass name=...")
         if namespace is None:
             namespace = sys._getframe(1).f_locals
-        schema, defaults, positional = _arguments_model(fn, tool_name, namespace)
+        schema, defaults, positional, renamed = _arguments_model(fn, tool_name, namespace)
         return cls(
             name=tool_name,
             description=description if description is not None else (inspect.getdoc(fn) or ""),
@@ -106,10 +137,71 @@ class Tool:
             retry_wait=retry_wait if retry_wait is not None else default_retry_wait(),
             retry_on=retry_on if isinstance(retry_on, tuple) else (retry_on,),
             is_async=is_async(fn),
-            middleware=tuple(middleware),
+            middleware=_middleware(tool_name, middleware),
             _defaults=defaults,
             _positional=positional,
+            _renamed=renamed,
         )
+
+    @classmethod
+    def from_schema(
+        cls,
+        name: str,
+        description: str,
+        parameters: Mapping[str, Any],
+        fn: Callable[[dict[str, Any]], Any],
+        *,
+        timeout: float | None = None,
+        retries: int = 0,
+        retry_wait: wait_base | None = None,
+        retry_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+        middleware: Sequence[Middleware] = (),
+    ) -> Tool:
+        """A tool whose arguments a JSON Schema describes, as OpenAI, MCP and BFCL write it.
+
+        ``parameters`` is an object schema: ``"type": "object"`` (BFCL's ``"dict"`` too), or
+        no type and ``properties``. BFCL's other type names (``float``, ``tuple``, ``any``...)
+        are read as JSON Schema's at any depth, and that normalised schema is what
+        ``parameters`` advertises. The model's arguments are validated with ``jsonschema``
+        against it (its ``$schema`` draft, else 2020-12; ``format`` is not asserted), as they
+        are: nothing is converted, defaults are not filled in, and an explicit null is
+        passed on when the schema allows it. ``fn`` (sync or async) receives them as one
+        dict, so any property name works (``from``, ``_from``, ``user-id``, ``$filter``).
+
+        Timeouts, retries and middleware work as for ``Tool.from_function``. Raises
+        ``UsageError`` naming the tool when the schema is not a valid object schema.
+        """
+        if not isinstance(name, str) or not name:
+            raise UsageError(f"a tool needs a non-empty name, got {safe_str(name, 60)!r}")
+        if not callable(fn):
+            raise UsageError(
+                f"tool '{name}': fn must be a function taking the arguments as one dict, got "
+                f"{safe_type_name(fn)}"
+            )
+        schema, validator = build_validator(name, parameters)
+        permissive = pydantic.create_model(
+            f"{_model_name(name)}Arguments", __config__=ConfigDict(extra="allow")
+        )
+        return cls(
+            name=name,
+            description=description,
+            fn=fn,
+            args_schema=permissive,
+            timeout=timeout,
+            retries=retries,
+            retry_wait=retry_wait if retry_wait is not None else default_retry_wait(),
+            retry_on=retry_on if isinstance(retry_on, tuple) else (retry_on,),
+            is_async=is_async(fn),
+            json_schema=schema,
+            middleware=_middleware(name, middleware),
+            _validator=validator,
+        )
+
+    @property
+    def defined_by_schema(self) -> bool:
+        """True for tools from ``from_schema``: ``fn`` takes the arguments as one dict, and
+        they are validated as the JSON Schema says, without conversion or defaults."""
+        return self._validator is not None
 
     @property
     def parameters(self) -> dict[str, Any]:
@@ -123,24 +215,34 @@ class Tool:
         return self.fn(*args, **kwargs)
 
     def validate_arguments(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
-        """Validate the model's arguments; return keyword arguments for the function.
+        """Validate the model's arguments; return the values to call the function with, keyed
+        by parameter name (for a tool from a JSON Schema: the arguments as they are).
 
-        An explicit null for a parameter with a default means that default. Raises
-        ``pydantic.ValidationError``; ``describe_validation_error`` words it for the model.
+        For a tool from a function, an explicit null for a parameter with a default means
+        that default. Raises one of ``VALIDATION_ERRORS``; ``describe_validation_error``
+        words it for the model.
         """
+        if self._validator is not None:
+            return validate_with_schema(self._validator, arguments)
         if self._defaults and any(v is None for v in arguments.values()):
             arguments = {
                 k: v for k, v in arguments.items() if not (v is None and k in self._defaults)
             }
         model = self.args_schema.model_validate(arguments)
         values = model.__dict__.copy()
+        if self._renamed:
+            names = dict(self._renamed)
+            values = {names.get(k, k): v for k, v in values.items()}
         if model.__pydantic_extra__:
             values.update(model.__pydantic_extra__)
         return values
 
     def bind(self, values: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        """Split validated values into positional-only and keyword arguments for ``fn``;
-        ``values`` is left as it is."""
+        """Split validated values into positional and keyword arguments for ``fn``: for a tool
+        from a function its positional-only parameters and the rest by name; for a tool from
+        a JSON Schema ``((values,), {})``. ``values`` is left as it is."""
+        if self._validator is not None:
+            return (values,), {}
         if not self._positional:
             return (), values
         keywords = {k: v for k, v in values.items() if k not in self._positional}
@@ -160,7 +262,7 @@ def tool(
     retries: int = 0,
     retry_wait: wait_base | None = None,
     retry_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
-    middleware: Any = (),
+    middleware: Sequence[Middleware] = (),
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -174,7 +276,7 @@ def tool(
     retries: int = 0,
     retry_wait: wait_base | None = None,
     retry_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
-    middleware: Any = (),
+    middleware: Sequence[Middleware] = (),
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Make a function a tool, as ``@tool`` or ``@tool(timeout=5, retries=2)``.
 
@@ -182,6 +284,7 @@ def tool(
     to its type hints. ``async def`` functions are awaited; plain functions run in a worker
     thread. ``timeout`` bounds each attempt; ``retries`` counts attempts after the first, with
     exponential backoff and jitter (``retry_wait``), on exceptions of ``retry_on`` and timeouts.
+    ``middleware`` wraps each call of this tool, inside the orchestrator's middleware.
     """
 
     def wrap(f: Callable[..., Any], depth: int = 1) -> Tool:
@@ -193,8 +296,8 @@ def tool(
             retries=retries,
             retry_wait=retry_wait,
             retry_on=retry_on,
-            middleware=middleware,
             namespace=sys._getframe(depth).f_locals,  # where the decorator was applied
+            middleware=middleware,
         )
 
     return wrap(fn, 2) if fn is not None else wrap
@@ -243,30 +346,53 @@ def tool_table(tools: Iterable[Any] | Mapping[str, Any]) -> dict[str, Tool]:
     return table
 
 
-def describe_validation_error(exc: ValidationError, tool: Tool) -> str:
-    """One line per problem, naming the field, for the model to fix."""
-    expected = ", ".join(tool.args_schema.model_fields) or "no arguments"
+def describe_validation_error(exc: Exception, tool: Tool) -> str:
+    """One line per problem, naming the field, what was expected and what came, for the model
+    to fix. Takes either of ``VALIDATION_ERRORS``."""
+    if isinstance(exc, ValidationError):
+        problems = _pydantic_problems(exc, tool)
+    elif isinstance(exc, SchemaValidationError):
+        problems = describe_schema_errors(exc, tool.name)
+    else:
+        problems = [f"{type(exc).__name__}: {safe_str(exc, 300)}"]
+    return "invalid arguments: " + "; ".join(problems) + ". Fix these and call again."
+
+
+def _pydantic_problems(exc: ValidationError, tool: Tool) -> list[str]:
+    fields = tool.args_schema.model_fields
+    expected = ", ".join(f.alias or n for n, f in fields.items()) or "no arguments"
     problems = []
     for err in exc.errors(include_url=False):
-        where = _location(err["loc"])
+        where = location(err["loc"])
         if err["type"] == "extra_forbidden":
             problems.append(f"'{where}': unexpected argument ({tool.name} takes: {expected})")
         elif err["type"] == "missing":
             problems.append(f"'{where}': required argument is missing")
         else:
-            value = err.get("input")
-            shown = repr(value) if isinstance(value, str) else to_text(value)  # never raises
-            if len(shown) > _MAX_INPUT_REPR:
-                shown = shown[: _MAX_INPUT_REPR - 3] + "..."
-            problems.append(f"'{where}': {safe_str(err['msg'], 300)} (got {shown})")
-    return "invalid arguments: " + "; ".join(problems) + ". Fix these and call again."
+            value = shown(err.get("input"))
+            problems.append(f"'{where}': {safe_str(err['msg'], 300)} (got {value})")
+    return problems
 
 
-def _location(loc: tuple[int | str, ...]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "(arguments)"
+def _middleware(tool_name: str, middleware: Any) -> tuple[Middleware, ...]:
+    """``middleware`` as a tuple, each item callable; else a ``UsageError`` naming the item."""
+    if isinstance(middleware, str | bytes | Mapping) or not isinstance(middleware, Iterable):
+        raise UsageError(
+            f"tool '{tool_name}': middleware must be a list of middleware functions "
+            f"(async def mw(request, call_next)), got {safe_type_name(middleware)}"
+        )
+    items = tuple(middleware)
+    for item in items:
+        if not callable(item):
+            raise UsageError(
+                f"tool '{tool_name}': middleware item {safe_str(item, 80)!r} is not callable; "
+                "pass async functions mw(request, call_next)"
+            )
+    return items
+
+
+def _model_name(tool_name: str) -> str:
+    return "".join(p.capitalize() for p in tool_name.replace("-", "_").split("_")) or "Tool"
 
 
 def is_async(fn: Callable[..., Any]) -> bool:
@@ -279,7 +405,7 @@ def is_async(fn: Callable[..., Any]) -> bool:
 
 def _arguments_model(
     fn: Callable[..., Any], tool_name: str, namespace: Mapping[str, Any]
-) -> tuple[type[BaseModel], frozenset[str], tuple[str, ...]]:
+) -> tuple[type[BaseModel], frozenset[str], tuple[str, ...], tuple[tuple[str, str], ...]]:
     try:
         signature = inspect.signature(fn)
     except (TypeError, ValueError) as exc:
@@ -289,9 +415,12 @@ def _arguments_model(
     except Exception:  # a callable object, say: use the signature's annotations as they are
         hints = {}
     fields: dict[str, Any] = {}
+    annotations: dict[str, Any] = {}
     defaults: set[str] = set()
     positional: list[str] = []
+    renamed: list[tuple[str, str]] = []
     extra: typing.Literal["forbid", "allow"] = "forbid"
+    taken = set(signature.parameters)
     for param in signature.parameters.values():
         if param.kind is param.VAR_KEYWORD:
             extra = "allow"
@@ -301,36 +430,55 @@ def _arguments_model(
                 f"tool '{tool_name}': *{param.name} cannot be sent by a model; "
                 "use a list parameter instead"
             )
-        if param.name.startswith("_"):
-            raise UsageError(
-                f"tool '{tool_name}': parameter '{param.name}' starts with '_', which a "
-                "schema cannot carry; rename it"
-            )
         if param.kind is param.POSITIONAL_ONLY:
             positional.append(param.name)
         annotation = hints.get(param.name, param.annotation)
         if annotation is inspect.Parameter.empty:
             annotation = Any
+        annotations[param.name] = annotation
+        field_name = param.name
+        if _needs_alias(param.name):
+            # Pydantic keeps `_x` for private attributes and `model_config` for itself: the
+            # field gets another name, and the parameter's name is its alias, for validation
+            # and in the schema alike.
+            field_name = _field_name(param.name, taken)
+            annotation = Annotated[annotation, Field(alias=param.name)]
+            renamed.append((field_name, param.name))
         if param.default is inspect.Parameter.empty:
-            fields[param.name] = (annotation, ...)
+            fields[field_name] = (annotation, ...)
         else:
-            fields[param.name] = (annotation, param.default)
+            fields[field_name] = (annotation, param.default)
             defaults.add(param.name)
     config = ConfigDict(extra=extra, arbitrary_types_allowed=True, protected_namespaces=())
-    model_name = "".join(p.capitalize() for p in tool_name.replace("-", "_").split("_")) or "Tool"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a field shadowing a BaseModel attribute is fine
-            model = pydantic.create_model(f"{model_name}Arguments", __config__=config, **fields)
+            model = pydantic.create_model(
+                f"{_model_name(tool_name)}Arguments", __config__=config, **fields
+            )
     except (pydantic.PydanticUserError, pydantic.PydanticSchemaGenerationError, TypeError) as exc:
         raise UsageError(f"tool '{tool_name}': cannot build an argument schema: {exc}") from exc
     if not model.__pydantic_complete__:
-        unresolved = [
-            f"{n}: {a}" for n, a in ((n, fields[n][0]) for n in fields) if isinstance(a, str)
-        ]
+        unresolved = [f"{n}: {a}" for n, a in annotations.items() if isinstance(a, str)]
         raise UsageError(
             f"tool '{tool_name}': cannot resolve the type hints {', '.join(unresolved)}; "
             "define those types where the tool is defined or at module level, "
             "or pass namespace= to Tool.from_function"
         )
-    return model, frozenset(defaults), tuple(positional)
+    return model, frozenset(defaults), tuple(positional), tuple(renamed)
+
+
+def _needs_alias(name: str) -> bool:
+    return name.startswith("_") or name == "model_config"
+
+
+def _field_name(name: str, taken: set[str]) -> str:
+    """A field name for parameter ``name`` that pydantic accepts and no parameter has."""
+    base = "p_" + (name.lstrip("_") or "arg")
+    if base == "p_model_config":
+        base = "p_model_config_"
+    candidate, n = base, 1
+    while candidate in taken or _needs_alias(candidate):
+        candidate, n = f"{base}_{n}", n + 1
+    taken.add(candidate)
+    return candidate

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import sys
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -41,3 +43,12 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(socket.socket, "connect", connect)
     monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+
+
+@pytest.fixture(autouse=True)
+def _stop_scripted_servers() -> Iterator[None]:
+    """Stop every scripted OpenAI server a test started through ``scripted_openai``."""
+    yield
+    module = sys.modules.get("scripted_openai")
+    if module is not None:
+        module.stop_all()

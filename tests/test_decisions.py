@@ -18,37 +18,10 @@ from toolweave import (
     UsageError,
     tool,
 )
+from toolweave.testing import ScriptedDecider
 
 GUARD = 10.0
 Step = Decision | dict[str, Any] | BaseException | Callable[[DecisionContext], Any]
-
-
-class ScriptedDecider:
-    """Answers from a script, checking each request is the one expected; fails loudly on an
-    unexpected request, and ``assert_done()`` fails on an unused step."""
-
-    def __init__(self, *steps: tuple[list[str], Step], **attributes: Any) -> None:
-        self.steps = list(steps)
-        self.contexts: list[DecisionContext] = []
-        for name, value in attributes.items():
-            setattr(self, name, value)
-
-    async def decide(self, context: DecisionContext) -> Decision:
-        self.contexts.append(context)
-        if not self.steps:
-            raise AssertionError(f"unexpected decision about {context.waiting_ids}")
-        expected, answer = self.steps.pop(0)
-        assert context.waiting_ids == expected, (context.waiting_ids, expected)
-        if isinstance(answer, BaseException):
-            raise answer
-        if callable(answer):
-            answer = answer(context)
-            if asyncio.iscoroutine(answer):
-                answer = await answer
-        return answer  # type: ignore[return-value]
-
-    def assert_done(self) -> None:
-        assert not self.steps, f"unused steps: {self.steps}"
 
 
 @tool

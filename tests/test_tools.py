@@ -112,7 +112,6 @@ def test_kwargs_tools_accept_extra_arguments() -> None:
         pytest.param(lambda: tool(timeout=0)(_ok), "timeout must be a positive", id="timeout"),
         pytest.param(lambda: tool(retries=-1)(_ok), "retries must be 0 or more", id="retries"),
         pytest.param(lambda: tool(_varargs), r"\*items cannot be sent by a model", id="varargs"),
-        pytest.param(lambda: tool(_private), "parameter '_secret' starts with '_'", id="private"),
         pytest.param(
             lambda: Orchestrator([search, search]), "two tools are named 'search'", id="dup"
         ),
@@ -136,9 +135,6 @@ def _ok(x: int) -> None: ...
 
 
 def _varargs(*items: str) -> None: ...
-
-
-def _private(_secret: str) -> None: ...
 
 
 def test_plain_functions_and_mappings_are_accepted_as_tools() -> None:
