@@ -18,7 +18,9 @@ __all__ = ["LogObserver", "Observer", "Observers"]
 
 class Observer(Protocol):
     """The points the run loop reports. ``call_started`` and ``decision_started`` run inside
-    the call's (decision's) own task, so an observer may set context for what runs there."""
+    the call's (decision's) own task, so an observer may set context for what runs there. An
+    optional ``observes_calls`` attribute, read as a batch starts, set false, spares the
+    observer the call events of that batch."""
 
     def call_started(self, p: Prepared, order: int) -> None:
         """Call ``p`` starts (its middleware and tool run next), ``order``-th of the batch."""
@@ -39,20 +41,22 @@ class Observer(Protocol):
 class Observers:
     """Tells every observer, in order; one that raises is logged and the others still hear."""
 
-    __slots__ = ("_all",)
+    __slots__ = ("_all", "_calls")
 
     def __init__(self, *observers: Observer) -> None:
         self._all = observers
+        # Calls are the hot path: an observer may say, as the batch starts, that it skips them.
+        self._calls = tuple(o for o in observers if getattr(o, "observes_calls", True))
 
     def call_started(self, p: Prepared, order: int) -> None:
-        for o in self._all:
+        for o in self._calls:
             try:
                 o.call_started(p, order)
             except Exception:
                 _failed(o, "call_started")
 
     def call_ended(self, p: Prepared, result: CallResult) -> None:
-        for o in self._all:
+        for o in self._calls:
             try:
                 o.call_ended(p, result)
             except Exception:
@@ -89,6 +93,11 @@ def _failed(observer: Observer, point: str) -> None:
 class LogObserver:
     """Structured events on the ``toolweave`` logger: calls and decisions at DEBUG, the
     batch's outcome at INFO (all succeeded) or WARNING."""
+
+    @property
+    def observes_calls(self) -> bool:
+        """Whether call events are logged at all (DEBUG is on as the batch starts)."""
+        return logger.isEnabledFor(logging.DEBUG)
 
     def call_started(self, p: Prepared, order: int) -> None:
         """``orchestration.call_started``."""

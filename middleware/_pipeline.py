@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -61,7 +61,9 @@ class Pipeline:
         observers: Observers,
         scope: RunScope,
         now: Callable[[], float],
+        report: Callable[[Outcome], None],
     ) -> None:
+        self._report = report
         self._middleware = tuple(middleware)
         self._batch_id = batch_id
         self._metadata = metadata
@@ -88,8 +90,9 @@ class Pipeline:
             self._chains[tool] = chain = compose(layers, run_tool) if layers else run_tool
         return chain
 
-    async def run(self, p: Prepared, arguments: dict[str, Any], order: int) -> Outcome:
-        """Run call ``p`` (the ``order``-th to start) with its bound ``arguments``."""
+    async def run(self, p: Prepared, arguments: dict[str, Any], order: int) -> None:
+        """Run call ``p`` (the ``order``-th to start) with its bound ``arguments``, and report
+        how it ended."""
         state = CallState(self._executor)
         current_call.set(state)  # this task's own context: its tool's tasks and threads see it
         started = self._now()
@@ -108,10 +111,13 @@ class Pipeline:
             output = await self.chain(tool)(request)
         except SkipCall as exc:
             reason = exc.reason if isinstance(exc.reason, str) and exc.reason else ""
-            return Outcome(
-                p.index, "skipped", arguments, started, order, state.attempts,
-                reason=reason or "skipped by middleware",
+            self._report(
+                Outcome(
+                    p.index, "skipped", arguments, started, order, state.attempts,
+                    reason=reason or "skipped by middleware",
+                )
             )  # fmt: skip
+            return
         except CallError as exc:
             # Ours (a timeout policy's, a middleware's own) as it is; another call's is wrapped.
             error = exc if exc.call_id == p.call.id else _tool_error(p, exc, state.attempts)
@@ -130,8 +136,11 @@ class Pipeline:
                     raise self._scope.interrupted(exc) from None
             error = _tool_error(p, exc, state.attempts)
         else:
-            return Outcome(p.index, "ok", arguments, started, order, state.attempts, output)
-        return Outcome(p.index, "error", arguments, started, order, state.attempts, error=error)
+            self._report(Outcome(p.index, "ok", arguments, started, order, state.attempts, output))
+            return
+        self._report(
+            Outcome(p.index, "error", arguments, started, order, state.attempts, error=error)
+        )
 
 
 def _tool_error(p: Prepared, exc: BaseException, attempts: int) -> CallError:
@@ -140,9 +149,10 @@ def _tool_error(p: Prepared, exc: BaseException, attempts: int) -> CallError:
     return error
 
 
-async def run_tool(request: CallRequest) -> Any:
+def run_tool(request: CallRequest) -> Awaitable[Any]:
     """The innermost ``call_next``: call ``request.tool`` with ``request.arguments``. A
-    blocking tool runs in a worker thread (one per running call, so none waits for another)."""
+    blocking tool runs in a worker thread (one per running call, so none waits for another).
+    A plain function returning the tool's awaitable: no coroutine of its own to step through."""
     state = current_call.get()
     if state is not None:
         state.attempts += 1
@@ -150,10 +160,15 @@ async def run_tool(request: CallRequest) -> Any:
     arguments = request.arguments
     args, kwargs = tool.bind(arguments if type(arguments) is dict else dict(arguments))
     if tool.is_async:
-        return await tool.fn(*args, **kwargs)
+        awaitable: Awaitable[Any] = tool.fn(*args, **kwargs)
+        return awaitable
     if in_worker_thread.get():
-        return tool.fn(*args, **kwargs)
+        return _returned(tool.fn, args, kwargs)
     threads = state.executor() if state is not None else shared_threads()
     # A thread cannot be interrupted: on timeout or cancellation it runs on, unobserved.
     work = functools.partial(contextvars.copy_context().run, tool.fn, *args, **kwargs)
-    return await asyncio.wrap_future(threads.submit(work))
+    return asyncio.wrap_future(threads.submit(work))
+
+
+async def _returned(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    return fn(*args, **kwargs)

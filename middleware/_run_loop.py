@@ -68,6 +68,11 @@ class _Inbox:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    def take_now(self) -> list[Any]:
+        """What was reported so far, without waiting."""
+        items, self._items = self._items, []
+        return items
+
     async def take(self) -> list[Any]:
         while not self._items:
             self._waiter = asyncio.get_running_loop().create_future()
@@ -114,6 +119,7 @@ class BatchRun:
             observers=observers,
             scope=self._scope,
             now=self.now,
+            report=self._inbox.put,
         )
         self._points = (
             None
@@ -211,7 +217,9 @@ class BatchRun:
         # The call still gets its own task, so a tool that cancels itself is told apart from
         # the caller cancelling run().
         self._running = 1
-        self._ended(await asyncio.create_task(self._pipeline.run(p, arguments, 0)))
+        await asyncio.create_task(self._pipeline.run(p, arguments, 0))
+        for report in self._inbox.take_now():
+            self._receive(report)
 
     def _deciding(self) -> bool:
         return self._points is not None and bool(self._points.open)
@@ -253,21 +261,25 @@ class BatchRun:
                     gated.append(i)
                     continue
                 try:
-                    self._startable.append((i, self._binder.bind(p)))
+                    arguments = self._binder.bind(p)
                 except CallError as exc:
                     self._fail(p, exc)
+                    continue
+                if self._limit is None:
+                    self._start(i, arguments)
+                else:
+                    self._startable.append((i, arguments))
             if gated:
                 self._ask_before(gated)
         limit = self._limit
         while self._startable and (limit is None or self._running < limit):
-            i, arguments = self._startable.popleft()
-            self._running += 1
-            self._started += 1
-            assert self._group is not None  # only a one-call batch runs without one
-            self._group.create_task(self._call(i, arguments, self._started - 1))
+            self._start(*self._startable.popleft())
 
-    async def _call(self, i: int, arguments: dict[str, Any], order: int) -> None:
-        self._inbox.put(await self._pipeline.run(self.prepared[i], arguments, order))
+    def _start(self, i: int, arguments: dict[str, Any]) -> None:
+        self._running += 1
+        self._started += 1
+        assert self._group is not None  # only a one-call batch runs without one
+        self._group.create_task(self._pipeline.run(self.prepared[i], arguments, self._started - 1))
 
     def _ended(self, o: Outcome) -> None:
         self._running -= 1
