@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote
 
-import jsonschema  # type: ignore[import-untyped, unused-ignore]
+import jsonschema
 
 from toolweave.telemetry._values import safe_str, safe_type_name, to_text
 
