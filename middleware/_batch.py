@@ -15,6 +15,7 @@ from opentelemetry.trace import Span
 
 from toolweave.telemetry import TraceContent
 
+from ._errors import UsageError
 from ._log import log_event
 from ._models import BatchResult, ExecutionPlan
 from ._observe import LogObserver, Observers
@@ -60,6 +61,8 @@ class Batch:
         self.options = options
         self.tracing = tracing
         self.goal = goal
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise UsageError(f"metadata must be a mapping (a dict), got {type(metadata).__name__}")
         self.metadata = _NO_METADATA if not metadata else MappingProxyType(dict(metadata))
         self.batch_id = os.urandom(8).hex()
         self.started_at = time.time()

@@ -275,6 +275,14 @@ def test_without_metadata_a_middleware_sees_an_empty_read_only_mapping() -> None
     assert seen == [MappingProxyType({})]
 
 
+@pytest.mark.parametrize(
+    "metadata", [pytest.param(["user"], id="list"), pytest.param("u", id="str")]
+)
+def test_metadata_that_is_not_a_mapping_is_a_usage_error(metadata: Any) -> None:
+    with pytest.raises(UsageError, match="metadata must be a mapping"):
+        run(Orchestrator([echo]), [ToolCall("a", "echo", {"text": "x"})], metadata=metadata)
+
+
 def test_streamed_calls_go_through_the_middleware_too() -> None:
     log: list[str] = []
     o = Orchestrator([echo], middleware=[recorder(log, "m")])
