@@ -182,9 +182,9 @@ class ToolTimeoutError(CallError):
     def __init__(self, timeout: float, attempts: int, *, call_id: str, tool_name: str) -> None:
         self.timeout = timeout
         self.attempts = attempts
-        tries = "" if attempts == 1 else f" (on each of {attempts} attempts)"
+        tries = "" if attempts <= 1 else f" (on each of {attempts} attempts)"
         super().__init__(
-            f"timed out after {timeout:g} s{tries}. Try a smaller request or another approach.",
+            f"timed out after {timeout:.3g} s{tries}. Try a smaller request or another approach.",
             call_id=call_id,
             tool_name=tool_name,
         )

@@ -9,6 +9,7 @@ which skips the call. The innermost ``call_next`` runs the tool.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from contextvars import ContextVar
@@ -16,7 +17,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from toolweave.telemetry._values import safe_str
+
 from ._errors import UsageError
+from ._tasks import escaping
 
 if TYPE_CHECKING:
     from ._models import ToolCall
@@ -27,12 +31,15 @@ __all__ = ["CallNext", "CallRequest", "Middleware", "compose"]
 _NO_METADATA: Mapping[str, Any] = MappingProxyType({})
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(frozen=True, kw_only=True, slots=True, eq=False)
 class CallRequest:
     """One call on its way to its tool, as a middleware sees it.
 
     Frozen: change it with ``override(...)``, which returns a new request, and pass that to
-    ``call_next``; the tool runs with the request that reaches it.
+    ``call_next``; the tool runs with the request that reaches it. ``override(tool=...)``
+    changes the function the innermost ``call_next`` calls, not the chain already on the way
+    (the other tool's own middleware and policies do not apply). Requests compare and hash
+    by identity.
     """
 
     call: ToolCall
@@ -56,6 +63,8 @@ class CallRequest:
                 f"CallRequest.override() got unknown field(s) {', '.join(unknown)}; "
                 f"it has {', '.join(sorted(_FIELDS))}"
             )
+        for name, value in changes.items():
+            _check_field(name, value)
         if "metadata" in changes:
             changes["metadata"] = MappingProxyType(dict(changes["metadata"]))
         return dataclasses.replace(self, **changes)
@@ -70,6 +79,59 @@ class CallRequest:
 
 _FIELDS = frozenset(f.name for f in dataclasses.fields(CallRequest))
 
+
+def _check_field(name: str, value: Any) -> None:
+    from ._models import ToolCall
+    from ._tools import Tool
+
+    expected: tuple[type, ...] = {
+        "call": (ToolCall,),
+        "tool": (Tool,),
+        "arguments": (Mapping,),
+        "metadata": (Mapping,),
+        "batch_id": (str,),
+        "attempt": (int,),
+    }[name]
+    bad_attempt = name == "attempt" and (isinstance(value, bool) or not value >= 1)
+    if not isinstance(value, expected) or bad_attempt:
+        want = "an int >= 1" if name == "attempt" else f"a {expected[0].__name__}"
+        raise UsageError(
+            f"CallRequest.override({name}=...) takes {want}, got {type(value).__name__}"
+        )
+
+
+def check_middleware(middleware: Any, where: str) -> tuple[Middleware, ...]:
+    """``middleware`` as a tuple, after checking it is a list of ``mw(request, call_next)``;
+    ``UsageError`` naming ``where`` (an orchestrator, a tool) otherwise."""
+    if isinstance(middleware, str | bytes | Mapping) or not isinstance(middleware, list | tuple):
+        raise UsageError(
+            f"{where}: middleware must be a list of 'async def mw(request, call_next)', got "
+            f"{type(middleware).__name__}"
+        )
+    for mw in middleware:
+        if not callable(mw):
+            raise UsageError(
+                f"{where}: middleware item {safe_str(mw, 80)!r} is not callable; each one is "
+                "'async def mw(request, call_next)'"
+            )
+        try:
+            inspect.signature(mw).bind(None, None)
+        except TypeError:
+            name = getattr(mw, "__qualname__", repr(mw))
+            raise UsageError(
+                f"{where}: middleware {name} cannot be called as mw(request, call_next); "
+                "a policy is built first: policies.timeout(5), not policies.timeout"
+            ) from None
+        except ValueError:  # no signature to read (a builtin): it will tell when called
+            pass
+        if inspect.isasyncgenfunction(mw) or inspect.isgeneratorfunction(mw):
+            raise UsageError(
+                f"{where}: middleware {safe_str(mw, 80)} is a generator; write "
+                "'async def mw(request, call_next): return await call_next(request)'"
+            )
+    return tuple(middleware)
+
+
 CallNext: TypeAlias = Callable[[CallRequest], Awaitable[Any]]
 """The rest of the chain: ``await call_next(request)`` runs it and returns the output."""
 
@@ -78,7 +140,10 @@ Middleware: TypeAlias = Callable[[CallRequest, CallNext], Awaitable[Any]]
 
 
 def compose(middleware: Sequence[Middleware], endpoint: CallNext) -> CallNext:
-    """One ``CallNext`` for the whole chain: the first middleware is the outermost."""
+    """One ``CallNext`` for the whole chain: the first middleware is the outermost. Each link
+    carries ``SystemExit`` and the like out as ``Escaped``: a middleware may run the rest of
+    the chain in a task of its own (``asyncio.wait_for``), where asyncio would re-raise them
+    out of the event loop."""
     call_next = endpoint
     for mw in reversed(middleware):
         call_next = _Link(mw, call_next)
@@ -95,7 +160,7 @@ class _Link:
         self._next = call_next
 
     def __call__(self, request: CallRequest) -> Awaitable[Any]:
-        return self._mw(request, self._next)
+        return escaping(self._mw(request, self._next))
 
     def __repr__(self) -> str:
         return f"<call_next: {getattr(self._mw, '__qualname__', self._mw)!r}>"
@@ -103,17 +168,18 @@ class _Link:
 
 class CallState:
     """What the engine keeps about the call running in the current task: how many times its
-    tool was reached, and the threads blocking work runs in."""
+    tool was reached and with what arguments, and the threads blocking work runs in."""
 
-    __slots__ = ("attempts", "executor")
+    __slots__ = ("arguments", "attempts", "executor")
 
     def __init__(self, executor: Callable[[], Executor]) -> None:
         self.attempts = 0
+        self.arguments: dict[str, Any] | None = None
         self.executor = executor
 
 
 current_call: ContextVar[CallState | None] = ContextVar("toolweave_call", default=None)
 """Set in each call's task; tasks and threads started from it inherit it."""
 
-in_worker_thread: ContextVar[bool] = ContextVar("toolweave_in_worker_thread", default=False)
-"""True inside ``policies.in_thread()``: blocking tools are then called directly."""
+tool_in_thread: ContextVar[bool] = ContextVar("toolweave_tool_in_thread", default=False)
+"""True inside ``policies.in_thread()``: an ``async def`` tool runs in a worker thread too."""

@@ -40,7 +40,8 @@ class Ledger:
         self.outputs.append(None)
 
     def succeeded(
-        self, p: Prepared, output: Any, arguments: dict[str, Any], started: float, attempts: int,
+        self, p: Prepared, output: Any, arguments: dict[str, Any] | None, started: float,
+        attempts: int,
         order: int,
     ) -> CallResult:  # fmt: skip
         """Call ``p`` returned ``output``."""

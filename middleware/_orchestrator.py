@@ -16,7 +16,7 @@ from toolweave.telemetry import TraceContent
 from ._batch import Batch, Tracing
 from ._decisions import DecideOn, Decider, DecisionGate, as_decider
 from ._errors import UsageError
-from ._hooks import Middleware
+from ._hooks import Middleware, check_middleware
 from ._models import BatchResult, DecisionContext, ExecutionPlan, ToolCall
 from ._planner import coerce_batch, plan_batch
 from ._run_loop import RunOptions
@@ -85,7 +85,7 @@ class Orchestrator:
             raise UsageError(
                 f"decide_on must be 'steps', 'failure' or a predicate, got {decide_on!r}"
             )
-        self.middleware: tuple[Middleware, ...] = _middleware_list(middleware)
+        self.middleware: tuple[Middleware, ...] = check_middleware(middleware, "Orchestrator")
         """Wraps every call's chain, outside each tool's own middleware (see ``policies``)."""
         self.decider: Decider | None = as_decider(decider) if decider is not None else None
         """Asked between steps (see ``decide_on``); None to never ask."""
@@ -251,17 +251,3 @@ def _sdk_configured() -> bool:
     if not _sdk_seen:
         _sdk_seen = not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
     return _sdk_seen
-
-
-def _middleware_list(middleware: Sequence[Middleware]) -> tuple[Middleware, ...]:
-    if isinstance(middleware, str | bytes) or not isinstance(middleware, Sequence | tuple):
-        raise UsageError(
-            f"middleware must be a list of 'async def mw(request, call_next)', got "
-            f"{type(middleware).__name__}"
-        )
-    for mw in middleware:
-        if not callable(mw):
-            raise UsageError(
-                f"middleware {mw!r} is not callable: each one is 'async def mw(request, call_next)'"
-            )
-    return tuple(middleware)

@@ -7,10 +7,13 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from toolweave.telemetry._values import safe_str, safe_type_name
 
 from ._errors import CallError, SkipCall, ToolExecutionError
 from ._hooks import (
@@ -20,16 +23,18 @@ from ._hooks import (
     Middleware,
     compose,
     current_call,
-    in_worker_thread,
+    tool_in_thread,
 )
 from ._observe import Observers
 from ._planner import Prepared
-from ._tasks import RunScope, uncancel_current_task
+from ._tasks import RunScope, escaping, run_to_end, uncancel_current_task
 from ._threads import Escaped, shared_threads
 from ._tools import Tool
 from .policies import standard
 
 __all__ = ["Outcome", "Pipeline", "run_tool"]
+
+_MAX_REASON = 2000  # characters of a SkipCall reason the model is shown
 
 
 @dataclass(slots=True)
@@ -38,7 +43,8 @@ class Outcome:
 
     index: int
     status: Literal["ok", "error", "skipped"]
-    arguments: dict[str, Any]
+    arguments: dict[str, Any] | None
+    """What the tool was last called with; None if it never ran."""
     started: float
     order: int
     attempts: int
@@ -87,7 +93,9 @@ class Pipeline:
                     on=tool.retry_on,
                 ),
             ]
-            self._chains[tool] = chain = compose(layers, run_tool) if layers else run_tool
+            # Without middleware the tool's own awaitable is awaited in the call's task; with
+            # some, a middleware may await it in a task of its own: carry SystemExit out.
+            self._chains[tool] = chain = compose(layers, _run_tool_escaping) if layers else run_tool
         return chain
 
     async def run(self, p: Prepared, arguments: dict[str, Any], order: int) -> None:
@@ -110,10 +118,10 @@ class Pipeline:
         try:
             output = await self.chain(tool)(request)
         except SkipCall as exc:
-            reason = exc.reason if isinstance(exc.reason, str) and exc.reason else ""
+            reason = safe_str(exc.reason, _MAX_REASON) if exc.reason is not None else ""
             self._report(
                 Outcome(
-                    p.index, "skipped", arguments, started, order, state.attempts,
+                    p.index, "skipped", state.arguments, started, order, state.attempts,
                     reason=reason or "skipped by middleware",
                 )
             )  # fmt: skip
@@ -136,11 +144,28 @@ class Pipeline:
                     raise self._scope.interrupted(exc) from None
             error = _tool_error(p, exc, state.attempts)
         else:
-            self._report(Outcome(p.index, "ok", arguments, started, order, state.attempts, output))
-            return
+            if not inspect.isawaitable(output):
+                self._report(
+                    Outcome(p.index, "ok", state.arguments, started, order, state.attempts, output)
+                )
+                return
+            error = _unawaited(p, output, state.attempts)
         self._report(
-            Outcome(p.index, "error", arguments, started, order, state.attempts, error=error)
+            Outcome(p.index, "error", state.arguments, started, order, state.attempts, error=error)
         )
+
+
+def _unawaited(p: Prepared, output: Any, attempts: int) -> CallError:
+    """A middleware returned ``call_next(request)`` without awaiting it."""
+    if inspect.iscoroutine(output):
+        output.close()  # never awaited: say so here, not in a RuntimeWarning
+    elif isinstance(output, asyncio.Future):
+        output.cancel()
+    problem = TypeError(
+        f"a middleware returned {safe_type_name(output)} without awaiting it; "
+        "write 'return await call_next(request)'"
+    )
+    return _tool_error(p, problem, attempts)
 
 
 def _tool_error(p: Prepared, exc: BaseException, attempts: int) -> CallError:
@@ -154,21 +179,29 @@ def run_tool(request: CallRequest) -> Awaitable[Any]:
     blocking tool runs in a worker thread (one per running call, so none waits for another).
     A plain function returning the tool's awaitable: no coroutine of its own to step through."""
     state = current_call.get()
-    if state is not None:
-        state.attempts += 1
     tool = request.tool
     arguments = request.arguments
-    args, kwargs = tool.bind(arguments if type(arguments) is dict else dict(arguments))
-    if tool.is_async:
+    if type(arguments) is not dict:
+        arguments = dict(arguments)
+    if state is not None:
+        state.attempts += 1
+        state.arguments = arguments
+    args, kwargs = tool.bind(arguments)
+    if tool.is_async and not tool_in_thread.get():
         awaitable: Awaitable[Any] = tool.fn(*args, **kwargs)
         return awaitable
-    if in_worker_thread.get():
-        return _returned(tool.fn, args, kwargs)
     threads = state.executor() if state is not None else shared_threads()
     # A thread cannot be interrupted: on timeout or cancellation it runs on, unobserved.
-    work = functools.partial(contextvars.copy_context().run, tool.fn, *args, **kwargs)
+    if tool.is_async:  # inside in_thread(): on an event loop of the thread's own
+        work = functools.partial(contextvars.copy_context().run, _run_async, tool.fn, args, kwargs)
+    else:
+        work = functools.partial(contextvars.copy_context().run, tool.fn, *args, **kwargs)
     return asyncio.wrap_future(threads.submit(work))
 
 
-async def _returned(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    return fn(*args, **kwargs)
+def _run_tool_escaping(request: CallRequest) -> Awaitable[Any]:
+    return escaping(run_tool(request))
+
+
+def _run_async(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    return run_to_end(fn(*args, **kwargs))

@@ -218,6 +218,8 @@ class BatchRun:
         # the caller cancelling run().
         self._running = 1
         await asyncio.create_task(self._pipeline.run(p, arguments, 0))
+        if self._scope.cancelled():  # cancelled, though the call swallowed it and ended
+            raise asyncio.CancelledError
         for report in self._inbox.take_now():
             self._receive(report)
 
@@ -298,7 +300,7 @@ class BatchRun:
                 arguments=o.arguments, started=o.started, attempts=o.attempts, order=o.order,
             )  # fmt: skip
             self._observers.call_ended(p, result)
-            self._skipped_behind(skipped)
+            self._skipped_behind(skipped, ask=False)  # a deliberate skip is no failure
 
     # ------------------------------------------------------------------ failures
 
@@ -326,10 +328,9 @@ class BatchRun:
         for i in skipped:
             cause = self.ledger.results[self._scheduler.cause[i]]
             assert cause is not None
-            happened = "failed" if cause.status == "error" else "was skipped"
+            happened = "failed. Fix that call first." if cause.status == "error" else "was skipped."
             reason = (
-                f"skipped: it depends on call '{cause.call_id}' ({cause.name}), which "
-                f"{happened}. Fix that call first."
+                f"skipped: it depends on call '{cause.call_id}' ({cause.name}), which {happened}"
             )
             q = self.prepared[i]
             self._observers.call_ended(q, self.ledger.skipped(q, reason, "dependency_failed"))

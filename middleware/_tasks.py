@@ -70,7 +70,7 @@ async def escaping(work: Awaitable[T]) -> T:
     ordinary exception (``Escaped``) instead."""
     try:
         return await work
-    except (Exception, asyncio.CancelledError):
+    except (Exception, asyncio.CancelledError, Escaped):
         raise
     except BaseException as exc:
         raise Escaped(exc) from None

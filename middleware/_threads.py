@@ -23,13 +23,18 @@ _IDLE_TIMEOUT = 30.0
 _names = itertools.count()
 
 
-class Escaped(Exception):
-    """Carries an exception asyncio mishandles out of a worker thread: ``StopIteration`` cannot
-    be put in an asyncio future (the caller would wait forever), and a ``BaseException`` that
-    is not an ``Exception`` (``SystemExit``) is re-raised out of the event loop. The original
-    is ``exc``."""
+class Escaped(BaseException):
+    """Carries an exception asyncio mishandles out of a worker thread or a task:
+    ``StopIteration`` cannot be put in an asyncio future (the caller would wait forever), and
+    ``SystemExit`` or ``KeyboardInterrupt`` raised in a task is re-raised out of the event loop.
+    The original is ``exc``. Not an ``Exception``, as those are not: ``except Exception`` (and
+    a ``retry`` on ``Exception``) lets it pass, and the engine unwraps it."""
+
+    exc: BaseException
 
     def __init__(self, exc: BaseException) -> None:
+        if isinstance(exc, Escaped):  # carried twice (a thread inside a task): once is enough
+            exc = exc.exc
         super().__init__(type(exc).__name__)
         self.exc = exc
 

@@ -21,7 +21,7 @@ from tenacity.wait import wait_base, wait_exponential, wait_random
 from toolweave.telemetry._values import safe_str, safe_type_name
 
 from ._errors import UsageError
-from ._hooks import Middleware
+from ._hooks import Middleware, check_middleware
 from ._json_schemas import (
     SchemaValidationError,
     build_validator,
@@ -93,10 +93,32 @@ class Tool:
         if not self.name:
             raise UsageError("a tool needs a non-empty name")
         object.__setattr__(self, "middleware", _middleware(self.name, self.middleware))
-        if self.timeout is not None and not self.timeout > 0:
-            raise UsageError(f"tool '{self.name}': timeout must be a positive number of seconds")
-        if self.retries < 0:
-            raise UsageError(f"tool '{self.name}': retries must be 0 or more")
+        timeout = self.timeout
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0
+        ):
+            raise UsageError(
+                f"tool '{self.name}': timeout must be a positive number of seconds, got "
+                f"{safe_str(timeout, 40)}"
+            )
+        retries = self.retries
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise UsageError(
+                f"tool '{self.name}': retries must be 0 or more (a whole number), got "
+                f"{safe_str(retries, 40)}"
+            )
+        if not self.retry_on or not all(
+            isinstance(k, type) and issubclass(k, BaseException) for k in self.retry_on
+        ):
+            raise UsageError(
+                f"tool '{self.name}': retry_on takes exception types (ValueError, or a tuple "
+                f"of them), got {safe_str(self.retry_on, 80)}"
+            )
+        if not isinstance(self.retry_wait, wait_base):
+            raise UsageError(
+                f"tool '{self.name}': retry_wait takes a tenacity wait (wait_fixed(1), say), "
+                f"got {safe_type_name(self.retry_wait)}"
+            )
 
     @classmethod
     def from_function(
@@ -178,6 +200,16 @@ class Tool:
                 f"tool '{name}': fn must be a function taking the arguments as one dict, got "
                 f"{safe_type_name(fn)}"
             )
+        layers = _middleware(name, middleware)
+        try:
+            inspect.signature(fn).bind({})
+        except TypeError:
+            raise UsageError(
+                f"tool '{name}': fn receives the arguments as one dict; write it as "
+                "'def fn(arguments: dict)'"
+            ) from None
+        except ValueError:  # no signature to read (a builtin): it will tell when called
+            pass
         schema, validator = build_validator(name, parameters)
         permissive = pydantic.create_model(
             f"{_model_name(name)}Arguments", __config__=ConfigDict(extra="allow")
@@ -193,7 +225,7 @@ class Tool:
             retry_on=retry_on if isinstance(retry_on, tuple) else (retry_on,),
             is_async=is_async(fn),
             json_schema=schema,
-            middleware=_middleware(name, middleware),
+            middleware=layers,
             _validator=validator,
         )
 
@@ -375,20 +407,8 @@ def _pydantic_problems(exc: ValidationError, tool: Tool) -> list[str]:
 
 
 def _middleware(tool_name: str, middleware: Any) -> tuple[Middleware, ...]:
-    """``middleware`` as a tuple, each item callable; else a ``UsageError`` naming the item."""
-    if isinstance(middleware, str | bytes | Mapping) or not isinstance(middleware, Iterable):
-        raise UsageError(
-            f"tool '{tool_name}': middleware must be a list of middleware functions "
-            f"(async def mw(request, call_next)), got {safe_type_name(middleware)}"
-        )
-    items = tuple(middleware)
-    for item in items:
-        if not callable(item):
-            raise UsageError(
-                f"tool '{tool_name}': middleware item {safe_str(item, 80)!r} is not callable; "
-                "pass async functions mw(request, call_next)"
-            )
-    return items
+    """``middleware`` as a tuple of ``mw(request, call_next)``; else a ``UsageError``."""
+    return check_middleware(middleware, f"tool '{tool_name}'")
 
 
 def _model_name(tool_name: str) -> str:

@@ -17,8 +17,10 @@ A middleware outside ``retry`` sees a call once; one placed after it sees every 
 from __future__ import annotations
 
 import asyncio
-import contextvars
-import weakref
+import functools
+import inspect
+import threading
+from collections import deque
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -26,9 +28,9 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_base, wait_fixed
 
 from ._errors import SkipCall, ToolTimeoutError, UsageError
-from ._hooks import CallNext, CallRequest, Middleware, current_call, in_worker_thread
-from ._tasks import escaping, give_up_on, run_to_end
-from ._threads import shared_threads
+from ._hooks import CallNext, CallRequest, Middleware, tool_in_thread
+from ._tasks import escaping, give_up_on
+from ._threads import Escaped
 from ._tools import default_retry_wait
 
 __all__ = ["in_thread", "limit", "retry", "standard", "timeout"]
@@ -93,7 +95,7 @@ def retry(
         wait_policy = wait_fixed(wait)
     else:
         raise UsageError(f"retry(wait=...) takes a tenacity wait or seconds >= 0, got {wait!r}")
-    retried = retry_if_exception(lambda e: isinstance(e, kinds) and not isinstance(e, SkipCall))
+    retried = retry_if_exception(functools.partial(_retryable, kinds))
 
     async def retry_mw(request: CallRequest, call_next: CallNext) -> Any:
         n = 0
@@ -111,81 +113,127 @@ def retry(
     return retry_mw
 
 
+def _retryable(kinds: tuple[type[BaseException], ...], exc: BaseException) -> bool:
+    """Whether ``retry`` makes another attempt after ``exc``: one of ``kinds``, but never a
+    skip, a cancellation or an interrupt, whatever ``on`` says."""
+    if isinstance(exc, SkipCall | asyncio.CancelledError | KeyboardInterrupt):
+        return False
+    if isinstance(exc, Escaped) and isinstance(exc.exc, KeyboardInterrupt):
+        return False
+    return isinstance(exc, kinds)
+
+
 def limit(n: int, key: Hashable | Callable[[CallRequest], Hashable] | None = None) -> Middleware:
     """Let at most ``n`` calls through at once; the others wait, in order of arrival.
 
-    Without ``key`` the limit is per batch. With a ``key`` it holds across batches (and
-    orchestrators) that use this same policy object: a value (``"github"``) is one pool, a
-    function of the request (``lambda r: r.metadata["user"]``) gives each of its values one.
+    Without ``key`` the limit is per batch. With a ``key`` it holds across batches, threads
+    and event loops that use this same policy object: a value (``"github"``) is one pool, a
+    plain function of the request (``lambda r: r.metadata["user"]``) gives each of its values
+    one.
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise UsageError(f"limit() takes a number of calls >= 1, got {n!r}")
-    pools: dict[tuple[int, Hashable], _Pool] = {}
-    loops: weakref.WeakValueDictionary[int, asyncio.AbstractEventLoop] = (
-        weakref.WeakValueDictionary()
-    )
+    if key is not None and not callable(key):
+        try:
+            hash(key)
+        except TypeError:
+            raise UsageError(
+                f"limit(key=...) takes a hashable value or a function, got {type(key).__name__}"
+            ) from None
+    if inspect.iscoroutinefunction(key):
+        raise UsageError("limit(key=...) takes a plain function of the request, not async def")
+    pools: dict[Hashable, _Slots] = {}
+    guard = threading.Lock()
 
-    def pool_of(request: CallRequest) -> tuple[tuple[int, Hashable], _Pool]:
+    def name_of(request: CallRequest) -> Hashable:
         if key is None:
-            name: Hashable = ("batch", request.batch_id)
-        elif callable(key):
-            name = key(request)
-        else:
-            name = key
-        loop = asyncio.get_running_loop()
-        loops[id(loop)] = loop
-        slot = (id(loop), name)  # a semaphore serves one event loop
-        pool = pools.get(slot)
-        if pool is None:
-            pools[slot] = pool = _Pool(n)
-        return slot, pool
+            return ("batch", request.batch_id)
+        return key(request) if callable(key) else key
 
     async def limit_mw(request: CallRequest, call_next: CallNext) -> Any:
-        slot, pool = pool_of(request)
-        pool.users += 1
+        name = name_of(request)
+        with guard:
+            pool = pools.get(name)
+            if pool is None:
+                pools[name] = pool = _Slots(n)
+            pool.users += 1
         try:
-            async with pool.semaphore:
+            await pool.acquire()
+            try:
                 return await call_next(request)
+            finally:
+                pool.release()
         finally:
-            pool.users -= 1
-            if pool.users == 0:  # nobody holds or waits: forget it, so pools never pile up
-                pools.pop(slot, None)
+            with guard:
+                pool.users -= 1
+                if pool.users == 0:  # nobody holds or waits: forget it, so pools never pile up
+                    pools.pop(name, None)
 
     limit_mw.__qualname__ = f"limit({n})"
     return limit_mw
 
 
-class _Pool:
-    __slots__ = ("semaphore", "users")
+class _Slots:
+    """A semaphore that holds across threads and event loops: a waiter is woken on its own
+    loop, in order of arrival."""
 
     def __init__(self, n: int) -> None:
-        self.semaphore = asyncio.Semaphore(n)
+        self._free = n
+        self._lock = threading.Lock()
+        self._waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = deque()
         self.users = 0
+
+    async def acquire(self) -> None:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self._free and not self._waiters:
+                self._free -= 1
+                return
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._waiters.append((loop, waiter))
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            with self._lock:
+                if (loop, waiter) in self._waiters:  # not granted: just leave the line
+                    self._waiters.remove((loop, waiter))
+                    raise
+            raise  # granted meanwhile: _grant sees it cancelled and passes the slot on
+
+    def release(self) -> None:
+        with self._lock:
+            while self._waiters:
+                loop, waiter = self._waiters.popleft()
+                try:
+                    loop.call_soon_threadsafe(self._grant, waiter)
+                except RuntimeError:  # that loop is closed: its waiter is gone
+                    continue
+                return
+            self._free += 1
+
+    def _grant(self, waiter: asyncio.Future[None]) -> None:
+        if waiter.done():  # cancelled before the slot reached it
+            self.release()
+        else:
+            waiter.set_result(None)
 
 
 def in_thread() -> Middleware:
-    """Run the rest of the chain in a worker thread, on an event loop of its own: for an
-    ``async def`` tool (or middleware) that blocks. Blocking tools already run in a worker
-    thread; inside ``in_thread`` they are called directly in its thread. Like any blocking
-    work, it cannot be interrupted: on timeout or cancellation the thread runs on, unobserved.
-    Place it last (innermost)."""
+    """Run the tool in a worker thread, an ``async def`` tool on an event loop of the
+    thread's own: for async tools that block. Blocking (plain) tools always run in a worker
+    thread. The rest of the chain stays on your event loop, wherever ``in_thread`` is placed,
+    so ``timeout`` still applies; like any blocking work, a tool in a thread cannot be
+    interrupted: on timeout or cancellation its thread runs on, unobserved."""
 
     async def in_thread_mw(request: CallRequest, call_next: CallNext) -> Any:
-        context = contextvars.copy_context()
-        context.run(in_worker_thread.set, True)
-        state = current_call.get()
-        threads = state.executor() if state is not None else shared_threads()
+        token = tool_in_thread.set(True)
+        try:
+            return await call_next(request)
+        finally:
+            tool_in_thread.reset(token)
 
-        def work() -> Any:
-            return context.run(run_to_end, _awaited(call_next, request))
-
-        return await asyncio.wrap_future(threads.submit(work))
-
+    in_thread_mw.__qualname__ = "in_thread()"
     return in_thread_mw
-
-
-async def _awaited(call_next: CallNext, request: CallRequest) -> Any:
-    return await call_next(request)
 
 
 def standard(
