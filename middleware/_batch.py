@@ -23,10 +23,17 @@ from ._planner import Prepared
 from ._run_loop import BatchRun, RunOptions
 from ._tracing import BatchTrace, end_span, mark_failed, start_batch_span
 
-__all__ = ["Batch", "Tracing"]
+__all__ = ["Batch", "Tracing", "read_only"]
 
 _NO_METADATA: Mapping[str, Any] = MappingProxyType({})
 _LOG = LogObserver()
+
+
+def read_only(metadata: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """The caller's ``metadata`` as middleware see it: a read-only copy."""
+    if metadata is not None and not isinstance(metadata, Mapping):
+        raise UsageError(f"metadata must be a mapping (a dict), got {type(metadata).__name__}")
+    return _NO_METADATA if not metadata else MappingProxyType(dict(metadata))
 
 
 class Tracing:
@@ -61,9 +68,7 @@ class Batch:
         self.options = options
         self.tracing = tracing
         self.goal = goal
-        if metadata is not None and not isinstance(metadata, Mapping):
-            raise UsageError(f"metadata must be a mapping (a dict), got {type(metadata).__name__}")
-        self.metadata = _NO_METADATA if not metadata else MappingProxyType(dict(metadata))
+        self.metadata = read_only(metadata)
         self.batch_id = os.urandom(8).hex()
         self.started_at = time.time()
         self.trace: BatchTrace | None = None

@@ -13,7 +13,7 @@ from opentelemetry.trace import use_span
 
 from toolweave.telemetry import TraceContent
 
-from ._batch import Batch, Tracing
+from ._batch import Batch, Tracing, read_only
 from ._decisions import DecideOn, Decider, DecisionGate, as_decider
 from ._errors import UsageError
 from ._hooks import Middleware, check_middleware
@@ -151,9 +151,11 @@ class Orchestrator:
         user's request) is shown to the decider; ``metadata`` (a user id, a session) reaches
         every middleware as ``CallRequest.metadata``.
 
-        Raises only ``InvalidBatchError`` (before anything runs) and, when the caller cancels
-        it, ``CancelledError`` after every running call was cancelled. A tool's exception,
-        timeout or bad arguments become that call's result.
+        Raises only ``InvalidBatchError`` (before anything runs), ``UsageError`` for a mistake
+        in the call itself (``metadata`` that is not a mapping, an orchestrator already
+        closed), and, when the caller cancels it, ``CancelledError`` after every running call
+        was cancelled. A tool's (or a middleware's) exception, timeout or bad arguments become
+        that call's result.
         """
         self._check_open()
         batch = Batch(self._options(), self._tracing(), goal=goal, metadata=metadata)
@@ -182,6 +184,7 @@ class Orchestrator:
         ``async with orchestrator.stream() as batch: batch.add(call)``, then
         ``batch.result``. Each call starts as soon as it is added and its dependencies allow."""
         self._check_open()
+        read_only(metadata)  # a mistake is told here, not when the stream is entered
         return BatchStream(
             lambda: Batch(self._options(), self._tracing(), goal=goal, metadata=metadata),
             self.tools,

@@ -445,7 +445,8 @@ class ScriptedOpenAIServer:
     (see ``Script``) for every request, on both endpoints: Responses ``input`` items and tools
     are shown to the script as Chat Completions messages and tools. ``path`` limits the
     server to one endpoint. A request it cannot answer (an unknown path: 404; no step left:
-    418; a script that raises or returns something else than a turn: 500) gets a JSON error
+    418; a script that raises or returns something else than a turn: 422, which clients do
+    not retry, so the script runs once) gets a JSON error
     ``{"error": {"message": ...}}`` and is recorded in ``unexpected``; ``assert_done()``
     raises if anything was unexpected or a step is left. ``requests`` keeps every JSON body
     received.
@@ -615,13 +616,13 @@ class ScriptedOpenAIServer:
             return self._refuse(400, where, f"cannot read the request ({exc!r})")
         try:
             turn = self.script(messages, tools)
-        except Exception as exc:
-            return self._refuse(500, where, f"the script raised {type(exc).__name__}: {exc}")
+        except BaseException as exc:  # SystemExit too: the test should hear of it
+            return self._refuse(422, where, f"the script raised {type(exc).__name__}: {exc}")
         try:
             answer = _body_for_turn(path, turn, str(body.get("model") or "scripted"))
         except (TypeError, ValueError, KeyError) as exc:
             why = f"the script returned {_short(turn)}, not a turn ({exc})"
-            return self._refuse(500, where, why)
+            return self._refuse(422, where, why)
         return self._respond(where, body, answer)
 
     def _respond(self, where: str, request: dict[str, Any], body: Mapping[str, Any]) -> _Reply:

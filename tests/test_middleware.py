@@ -281,6 +281,8 @@ def test_without_metadata_a_middleware_sees_an_empty_read_only_mapping() -> None
 def test_metadata_that_is_not_a_mapping_is_a_usage_error(metadata: Any) -> None:
     with pytest.raises(UsageError, match="metadata must be a mapping"):
         run(Orchestrator([echo]), [ToolCall("a", "echo", {"text": "x"})], metadata=metadata)
+    with pytest.raises(UsageError, match="metadata must be a mapping"):
+        Orchestrator([echo]).stream(metadata=metadata)
 
 
 def test_streamed_calls_go_through_the_middleware_too() -> None:

@@ -360,15 +360,17 @@ def test_a_request_after_the_last_step_is_refused_and_recorded() -> None:
     [
         pytest.param(lambda m, t: 1 / 0, "the script raised ZeroDivisionError: division by zero",
                      id="raises"),
+        pytest.param(lambda m, t: sys.exit(3), "the script raised SystemExit: 3", id="exits"),
         pytest.param(lambda m, t: {"text": "hi"},
                      "the script returned {'text': 'hi'}, not a turn (expected a dict with "
                      "'content' and/or 'tool_calls')", id="not-a-turn"),
     ],
 )  # fmt: skip
-def test_a_script_that_cannot_answer_is_a_500(script: Any, reason: str) -> None:
+def test_a_script_that_cannot_answer_is_a_422_asked_once(script: Any, reason: str) -> None:
     server = ScriptedOpenAIServer(script=script)
-    with server, pytest.raises(openai.InternalServerError) as failed:
-        server.sync_client(max_retries=0).chat.completions.create(model="m", messages=USER)
+    with server, pytest.raises(openai.UnprocessableEntityError) as failed:
+        server.sync_client().chat.completions.create(model="m", messages=USER)
+    assert len(server.requests) == 1, "not retried by the client"
     assert server.unexpected == [f"POST /v1/chat/completions: {reason}"]
     assert reason in str(failed.value)
 
