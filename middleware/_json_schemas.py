@@ -165,13 +165,39 @@ def validate_with_schema(validator: Any, arguments: Mapping[str, Any]) -> dict[s
     is converted or filled in); else raise the most relevant ``jsonschema.ValidationError``,
     carrying the others found with it for ``describe_schema_errors``."""
     values = dict(arguments)
-    errors = list(itertools.islice(validator.iter_errors(values), _MAX_ERRORS))
+    try:
+        errors = list(itertools.islice(validator.iter_errors(values), _MAX_ERRORS))
+    except ValueError:  # jsonschema words its errors with repr(), past Python's digit limit
+        path = _huge_int(values)
+        if path is None:
+            raise
+        raise jsonschema.ValidationError(
+            "a number too large to check against the schema (over 4,000 digits); "
+            "send a smaller one",
+            path=path,
+        ) from None
     if not errors:
         return values
     errors.sort(key=_relevance, reverse=True)  # stable: siblings stay in document order
     best = errors[0]
     setattr(best, _PROBLEMS, errors)
     raise best
+
+
+def _huge_int(value: Any, depth: int = 0) -> list[Any] | None:
+    """The path to the first int too long to print, if any (arguments nest 64 deep at most)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 13_000:
+        return []
+    items: Any = (
+        value.items() if isinstance(value, Mapping) else
+        enumerate(value) if isinstance(value, list) else ()
+    )  # fmt: skip
+    if depth < 64:
+        for key, inner in items:
+            found = _huge_int(inner, depth + 1)
+            if found is not None:
+                return [key, *found]
+    return None
 
 
 def describe_schema_errors(exc: Exception, tool_name: str) -> list[str]:

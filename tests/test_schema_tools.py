@@ -671,3 +671,23 @@ def test_the_readme_schema_tool_example_prints_what_it_says() -> None:
     with contextlib.redirect_stdout(out):
         exec(compile(found.group(1), "README.md", "exec"), {})
     assert out.getvalue() == found.group(2)
+
+
+def test_a_number_too_long_to_print_is_named_by_its_field() -> None:
+    @tool
+    async def measure(url: str) -> dict[str, Any]:
+        """A size past Python's digit limit."""
+        return {"size": 10**5000}
+
+    store = Tool.from_schema(
+        "store",
+        "Store a name.",
+        {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]},
+        lambda arguments: "stored",
+    )
+    calls = [ToolCall("a", "measure", {"url": "u"}), ToolCall("b", "store", {"name": "${a.size}"})]
+    result = Orchestrator([measure, store]).run_sync(calls)
+    assert result.get("b").error == (
+        "call 'b' (store): invalid arguments: 'name': a number too large to check against the "
+        "schema (over 4,000 digits); send a smaller one. Fix these and call again."
+    )
