@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
@@ -27,6 +28,18 @@ __all__ = ["Batch", "Tracing", "read_only"]
 
 _NO_METADATA: Mapping[str, Any] = MappingProxyType({})
 _LOG = LogObserver()
+_PROCESS = os.urandom(6).hex() + "-"  # batch ids: unique across processes, cheap within one
+_batches = itertools.count(1)
+_quiet: Observers | None = None  # logging only, DEBUG off: the same for every batch
+
+
+def _logging_only() -> Observers:
+    global _quiet
+    if _LOG.observes_calls:
+        return Observers(_LOG)
+    if _quiet is None:
+        _quiet = Observers(_LOG)  # DEBUG is off now: it skips call events
+    return _quiet
 
 
 def read_only(metadata: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -69,7 +82,7 @@ class Batch:
         self.tracing = tracing
         self.goal = goal
         self.metadata = read_only(metadata)
-        self.batch_id = os.urandom(8).hex()
+        self.batch_id = f"{_PROCESS}{next(_batches):x}"
         self.started_at = time.time()
         self.trace: BatchTrace | None = None
         if tracing.tracer is None:
@@ -78,7 +91,7 @@ class Batch:
             self.span = start_batch_span(tracing.tracer, tracing.workflow_name)
             if self.span.is_recording():
                 self.trace = BatchTrace(tracing.tracer, self.span, tracing.content)
-        self.observers = Observers(_LOG) if self.trace is None else Observers(_LOG, self.trace)
+        self.observers = _logging_only() if self.trace is None else Observers(_LOG, self.trace)
 
     def start(self, prepared: list[Prepared], *, open: bool = False) -> BatchRun:
         """The run loop for these calls (and, with ``open``, calls still to come)."""

@@ -109,6 +109,8 @@ class Orchestrator:
         )
         """Whether tool arguments and outputs go on spans (off unless opted in)."""
         self._own_tracer: trace.Tracer | None = None
+        self._cached_options: tuple[tuple[Any, ...], RunOptions] | None = None
+        self._cached_tracing: tuple[tuple[Any, ...], Tracing] | None = None
         self._threads: WorkerThreads | None = None
         self._closed = False
 
@@ -196,9 +198,22 @@ class Orchestrator:
             raise UsageError("this Orchestrator was closed; create a new one to run more batches")
 
     def _options(self) -> RunOptions:
-        """This orchestrator's settings, as one batch runs with them."""
+        """This orchestrator's settings, as one batch runs with them (made again only when a
+        setting changed: they are public attributes)."""
+        key = (
+            self.strategy,
+            self.max_concurrency,
+            self.middleware,
+            self.decider,
+            self.decider_timeout,
+            self.decide_on,
+            self.decision_output_chars,
+        )
+        cached = self._cached_options
+        if cached is not None and cached[0] == key:
+            return cached[1]
         decider, timeout = self.decider, self.decider_timeout
-        return RunOptions(
+        options = RunOptions(
             serial=self.strategy == "serial",  # forced; a detected chain follows its edges
             max_concurrency=self.max_concurrency,
             executor=self._pool,
@@ -207,9 +222,15 @@ class Orchestrator:
             decide_on=self.decide_on,
             output_chars=self.decision_output_chars,
         )
+        self._cached_options = (key, options)
+        return options
 
     def _tracing(self) -> Tracing:
-        return Tracing(self._tracer(), self.workflow_name, self.trace_content)
+        key = (self._tracer(), self.workflow_name, self.trace_content)
+        cached = self._cached_tracing
+        if cached is None or cached[0] != key:
+            self._cached_tracing = cached = (key, Tracing(*key))
+        return cached[1]
 
     def _tracer(self) -> trace.Tracer | None:
         if self.tracer_provider is None:

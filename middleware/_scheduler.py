@@ -31,12 +31,16 @@ class Scheduler:
         self.cause: dict[int, int] = {}
         """Skipped call -> the call whose failure (or skip) it inherited."""
         self._serial = serial
-        self._missing = [len(d) for d in deps]
+        self._missing = list(map(len, deps))
         self._succ: list[list[int]] = [[] for _ in range(n)]
+        ready: list[int] = []
         for i, ds in enumerate(deps):
-            for d in ds:
-                self._succ[d].append(i)
-        self._ready: list[int] = [i for i in range(n) if self._missing[i] == 0]
+            if ds:
+                for d in ds:
+                    self._succ[d].append(i)
+            else:
+                ready.append(i)
+        self._ready = ready
         self._next = 0  # serial mode: the first index not yet handed out or final
         self._running = 0
         self._open = n
@@ -53,7 +57,9 @@ class Scheduler:
         """Calls that may start now, in batch order; each is handed out once."""
         if self._serial:
             return self._take_serial()
-        ready = sorted(i for i in self._ready if self.state[i] == "waiting")
+        state = self.state
+        ready = [i for i in self._ready if state[i] == "waiting"]
+        ready.sort()
         self._ready = []
         for i in ready:
             self.state[i] = "running"
