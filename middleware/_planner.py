@@ -1,9 +1,12 @@
 """Planning: from a batch of calls to an ``ExecutionPlan``, without running or parsing JSONPath.
 
 Everything here is linear in calls + edges: one pass over the arguments to find references,
-Kahn's algorithm for levels, and Tarjan's algorithm (only when Kahn's leaves calls behind) to
-tell calls on a cycle from calls that merely wait behind one. graphlib is not used because it
-stops at the first cycle it meets; we must flag every call on every cycle and keep the rest.
+levels in that same pass while every edge points back to an earlier call (the usual batch, in
+topological order already), else Kahn's algorithm, and Tarjan's algorithm (only when Kahn's
+leaves calls behind) to tell calls on a cycle from calls that merely wait behind one. graphlib
+is not used because it stops at the first cycle it meets; we must flag every call on every
+cycle and keep the rest. The plan is built from parts the planner made itself, without
+validating them again (bench/bench_plan.py measures all of it against graphlib).
 """
 
 from __future__ import annotations
@@ -46,13 +49,9 @@ __all__ = ["Prepared", "coerce_batch", "plan_batch", "prepare_call", "target_ind
 logger = logging.getLogger("toolweave")
 
 _NOTHING: Mapping[Any, Any] = MappingProxyType({})  # shared by the many calls without references
-_NAME_EACH = 64
-_PLAN_FIELDS = {
-    "strategy",
-    "groups",
-    "dependencies",
-    "calls",
-}  # components up to this size get a shortest cycle named for every member
+_NAME_EACH = 64  # components up to this size get a shortest cycle named for every member
+_PLAN_FIELDS = {"strategy", "groups", "dependencies", "calls"}
+_new = tuple.__new__  # a named tuple from a tuple of its fields, without a Python-level frame
 
 
 @dataclass(slots=True)
@@ -95,13 +94,14 @@ def coerce_batch(calls: Any) -> list[ToolCall]:
                     f"{err['msg']}. Each call needs an id, a name and arguments.",
                     position=position,
                 ) from None
-        if item.id in seen:
+        call_id = item.id
+        first = seen.setdefault(call_id, position)
+        if first != position:
             raise InvalidBatchError(
-                f"calls {seen[item.id] + 1} and {position + 1} share the id '{item.id}'; "
+                f"calls {first + 1} and {position + 1} share the id '{call_id}'; "
                 "every call in a batch needs its own id",
                 position=position,
             )
-        seen[item.id] = position
         batch.append(item)
     return batch
 
@@ -112,38 +112,95 @@ def plan_batch(
     strategy: Literal["auto", "serial"] = "auto",
 ) -> tuple[ExecutionPlan, list[Prepared]]:
     """Plan ``calls``. ``tools=None`` plans without checking tool names (``toolweave plan``)."""
-    index_of = {c.id: i for i, c in enumerate(calls)}
+    ids = [c.id for c in calls]
+    index_of = dict(zip(ids, range(len(ids)), strict=True))
     serial = strategy == "serial"
-    prepared = [prepare_call(i, c, tools, index_of, serial) for i, c in enumerate(calls)]
-    succ: list[list[int]] = [[] for _ in prepared]
+    prepared: list[Prepared] = []
     edges = 0
-    for p in prepared:
-        edges += len(p.deps)
-        for d in p.deps:
-            succ[d].append(p.index)
+    # Levels in the same pass, while every edge points back to an earlier call (as in most
+    # batches): such a batch is in topological order already, with no cycle to look for. At
+    # the first edge that points forward, Kahn's algorithm takes over below.
+    levels: list[int] = []
+    in_order = True
+    for i, call in enumerate(calls):
+        p = prepare_call(i, call, tools, index_of, serial)
+        prepared.append(p)
+        deps = p.deps
+        if deps:
+            edges += len(deps)
+            if in_order:
+                level = 0
+                for d in deps:
+                    if d >= i:
+                        in_order = False
+                        break
+                    if levels[d] >= level:
+                        level = levels[d] + 1
+                else:
+                    p.level = level  # Kahn's algorithm, if it runs, finds the same level
+                    levels.append(level)
+        elif in_order:
+            p.level = 0
+            levels.append(0)
     log_event(logging.DEBUG, "orchestration.dependencies_extracted", calls=len(calls), edges=edges)
 
-    stuck = _assign_levels(prepared, succ)
-    if stuck:
-        _flag_cycles(prepared, succ, stuck)
-
+    stuck: list[int] = []
+    if in_order:
+        depth = 1 + max(levels, default=-1)
+    else:
+        succ: list[list[int]] = [[] for _ in prepared]
+        for p in prepared:
+            for d in p.deps:
+                succ[d].append(p.index)
+        stuck = _assign_levels(prepared, succ)
+        if stuck:
+            _flag_cycles(prepared, succ, stuck)
+        depth = 1 + max((p.level for p in prepared if p.level is not None), default=-1)
     if serial:
         for p in prepared:
             p.level = p.index
-        groups = [[c.id] for c in calls]
-        kind: Literal["parallel", "serial", "dag"] = "serial"
+        groups = [[call_id] for call_id in ids]
     else:
-        depth = 1 + max((p.level for p in prepared if p.level is not None), default=-1)
         groups = [[] for _ in range(depth)]
-        for p in prepared:
-            if p.level is not None:
-                groups[p.level].append(p.call.id)
-        if edges == 0:
-            kind = "parallel"
-        elif not stuck and all(len(g) == 1 for g in groups):
-            kind = "serial"
-        else:
-            kind = "dag"
+
+    planned: list[PlannedCall] = []
+    dependencies: dict[str, list[str]] = {}
+    for p in prepared:
+        call_id = ids[p.index]
+        group = p.level
+        if group is not None and not serial:
+            groups[group].append(call_id)
+        depends_on = [ids[d] for d in p.deps] if p.deps else []
+        dependencies[call_id] = depends_on
+        error = p.error
+        # Built without PlannedCall's Python-level __new__: (call_id, tool_name, depends_on,
+        # group_index, output_mapping, error, error_type).
+        planned.append(
+            _new(
+                PlannedCall,
+                (call_id, p.call.name, depends_on, group, p.output_mapping, None, None)
+                if error is None
+                else (
+                    call_id,
+                    p.call.name,
+                    depends_on,
+                    group,
+                    p.output_mapping,
+                    str(error),
+                    error.error_type,
+                ),
+            )
+        )
+
+    kind: Literal["parallel", "serial", "dag"]
+    if serial:
+        kind = "serial"
+    elif edges == 0:
+        kind = "parallel"
+    elif not stuck and all(len(g) == 1 for g in groups):
+        kind = "serial"
+    else:
+        kind = "dag"
     log_event(
         logging.DEBUG,
         "orchestration.strategy_determined",
@@ -151,29 +208,12 @@ def plan_batch(
         groups=len(groups),
         calls=len(calls),
     )
-
-    ids = [c.id for c in calls]
-    planned = [
-        # Positional: (call_id, tool_name, depends_on, group_index, output_mapping, ...).
-        PlannedCall(ids[p.index], p.call.name, [ids[d] for d in p.deps], p.level, p.output_mapping)
-        if p.error is None
-        else PlannedCall(
-            ids[p.index],
-            p.call.name,
-            [ids[d] for d in p.deps],
-            p.level,
-            p.output_mapping,
-            str(p.error),
-            p.error.error_type,
-        )
-        for p in prepared
-    ]
     # Built from trusted parts: validating 10,000 entries again would double planning time.
     plan = ExecutionPlan.model_construct(
         _PLAN_FIELDS,
         strategy=kind,
         groups=groups,
-        dependencies={pc.call_id: pc.depends_on for pc in planned},
+        dependencies=dependencies,
         calls=planned,
     )
     return plan, prepared
@@ -191,7 +231,9 @@ def prepare_call(
     try:
         if call.error is not None:
             raise InvalidCallError(call.error, call_id=call.id, tool_name=call.name)
-        arguments = _parse_arguments(call)
+        arguments = call.arguments
+        if type(arguments) is not dict:
+            arguments = _parse_arguments(call)
         if tools is not None and tool is None:
             raise UnknownToolError(
                 _unknown_tool(call.name, tools), call_id=call.id, tool_name=call.name
@@ -208,21 +250,29 @@ def prepare_call(
         except ReferenceSyntaxError as exc:
             detail = f"argument '{exc.location}' has a malformed reference: {exc}"
             raise _ref_error(call, detail) from None
-        if not found and not call.depends_on:
-            return p
-        problem = _collect_edges(p, found, index_of, serial)
-        if problem is not None:
-            raise _ref_error(call, problem)
+        depends_on = call.depends_on
+        if found or depends_on:
+            problem = _collect_edges(p, found, depends_on, index_of, serial)
+            if problem is not None:
+                raise _ref_error(call, problem)
     except CallError as exc:
         p.error = exc
     return p
 
 
 def _collect_edges(
-    p: Prepared, found: list[Found], index_of: Mapping[str, int], serial: bool
+    p: Prepared,
+    found: list[Found],
+    depends_on: list[str],
+    index_of: Mapping[str, int],
+    serial: bool,
 ) -> str | None:
-    """Fill in the call's edges from its references and depends_on; return the first problem."""
+    """Fill in the call's edges from its references and depends_on; return the first problem.
+
+    An edge to another call of the batch (an earlier one when ``serial``) is taken inline;
+    ``target_index`` finds positions, and ``_edge_problem`` words what is wrong with the rest."""
     n = len(index_of)
+    index = p.index
     deps: dict[int, None] = {}
     problem: str | None = None
     if found:
@@ -230,29 +280,30 @@ def _collect_edges(
         p.output_mapping = mapping = {}
         p.targets = targets = {}
         for f in found:
+            location, refs = f.location, f.references
             # References only, never the text around them: the plan goes on spans.
-            refs = f.references
-            mapping[f.location] = (
-                refs[0].text if len(refs) == 1 else ", ".join(r.text for r in refs)
-            )
-            for ref in f.references:
-                target = target_index(ref.target, index_of, n)
-                trouble = _edge_problem(p.index, target, serial)
-                if trouble is None and target is not None:
-                    targets[ref.target] = target
+            mapping[location] = refs[0].text if len(refs) == 1 else ", ".join(r.text for r in refs)
+            for ref in refs:
+                written = ref.target
+                target = index_of.get(written)
+                if target is None:
+                    target = target_index(written, index_of, n)
+                if target is not None and target != index and not (serial and target > index):
+                    targets[written] = target
                     deps[target] = None
                 elif problem is None:
-                    problem = f"argument '{f.location}' refers to {shorten(ref.text)!r}, " + (
-                        trouble or _no_such_call(ref.target, n)
+                    problem = f"argument '{location}' refers to {shorten(ref.text)!r}, " + (
+                        _edge_problem(index, target, serial) or _no_such_call(written, n)
                     )
-    for written in p.call.depends_on:
-        target = target_index(written, index_of, n)
-        trouble = _edge_problem(p.index, target, serial)
-        if trouble is None and target is not None:
+    for written in depends_on:
+        target = index_of.get(written)
+        if target is None:
+            target = target_index(written, index_of, n)
+        if target is not None and target != index and not (serial and target > index):
             deps[target] = None
         elif problem is None:
             problem = f"depends_on names '{shorten(written)}', " + (
-                trouble or _no_such_call(written, n)
+                _edge_problem(index, target, serial) or _no_such_call(written, n)
             )
     p.deps = list(deps)
     return problem

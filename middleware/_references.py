@@ -59,6 +59,10 @@ _SIMPLE = re.compile(
 )
 _MULTI_NODES = frozenset({"Wildcard", "Slice", "Descendants", "Filter", "_Union", "Union"})
 _MULTI_NODES |= {"Intersect", "Where", "WhereNot", "SortedThis"}
+_OBJECT_KEYS = frozenset({"$ref", "path"})
+_new = tuple.__new__
+"""Builds a named tuple from a tuple of its fields without its generated Python ``__new__``
+(one interpreter frame saved per reference found)."""
 
 
 class ReferenceSyntaxError(ValueError):
@@ -111,8 +115,9 @@ def compile_arguments(arguments: dict[str, Any]) -> tuple[dict[str, Any], list[F
     ``$${`` escape, which keeps calls without references free of copying.
     """
     found: list[Found] = []
-    compiled = _compile(arguments, [], found)
-    return compiled, found
+    if type(arguments) is dict and "$ref" not in arguments:  # the usual case, one call less
+        return _compile_dict(arguments, "", 0, found), found
+    return _compile(arguments, "", 0, found), found
 
 
 def resolve_arguments(compiled: Any, value_of: Callable[[Reference], Any]) -> Any:
@@ -222,43 +227,104 @@ def _is_multi(node: Any) -> bool:
     return False
 
 
-def _location(path: list[str | int]) -> str:
-    text = ""
-    for key in path:
-        text += f"[{key}]" if isinstance(key, int) else (f"{text and '.'}{key}")
+Location = str | tuple[Any, ...]
+"""Where a value stands in the arguments: its text (``filters.owner``, ``items[0]``), or, below a
+dict key that is not a plain string, the text above that key and the keys from it down. Such
+keys are formatted only when a reference or an error needs the text, as formatting one may
+fail (an int of 5,000 digits) or run a class's own code."""
+
+
+def _text(location: Location) -> str:
+    if type(location) is str:
+        return location
+    text: str = location[0]
+    for key in location[1:]:
+        if isinstance(key, int):
+            text += f"[{key}]"
+        elif text:
+            text += f".{key}"
+        else:
+            text = f"{key}"  # a dot only after something: keys before may have been ""
     return text
 
 
-def _compile(value: Any, path: list[str | int], found: list[Found]) -> Any:
-    # ``path`` is a stack of keys, pushed and popped, so walking allocates nothing; containers
-    # are copied only when something inside them changed.
+def _compile(value: Any, location: Location, depth: int, found: list[Found]) -> Any:
+    # Containers are copied only when something inside them changed.
     if isinstance(value, str):
-        return _compile_string(value, path, found) if "${" in value else value
-    if isinstance(value, dict) and "$ref" in value and value.keys() <= {"$ref", "path"}:
-        ref = _object_reference(value, path)
-        found.append(Found(_location(path), ref.text, (ref,)))
+        return _compile_string(value, location, found) if "${" in value else value
+    if isinstance(value, dict) and "$ref" in value and value.keys() <= _OBJECT_KEYS:
+        ref = _object_reference(value, location)
+        found.append(_new(Found, (_text(location), ref.text, (ref,))))
         return ref
-    if isinstance(value, dict | list):
-        if len(path) >= MAX_ARGUMENT_DEPTH:
-            raise ArgumentsTooDeepError(_location(path))
-        out: Any = None
-        for key, item in value.items() if isinstance(value, dict) else enumerate(value):
-            kind = type(item)  # inline: scalars and plain strings need no recursive call
-            if kind in _SCALARS or (kind is str and "${" not in item):
-                continue
-            path.append(key)
-            new = _compile(item, path, found)
-            path.pop()
-            if new is not item:
-                if out is None:
-                    out = value.copy()
-                out[key] = new
-        return value if out is None else out
+    if isinstance(value, dict):
+        return _compile_dict(value, location, depth, found)
+    if isinstance(value, list):
+        return _compile_list(value, location, depth, found)
     return value
 
 
-def _object_reference(value: dict[str, Any], path: list[str | int]) -> Reference:
-    location = _location(path)
+# The two loops below dispatch inline on the exact type: most values need no call at all,
+# strings with a reference go straight to the string scanner, plain containers straight to
+# their loop; anything else (subclasses, {"$ref": ...}) takes the general route.
+
+
+def _compile_dict(value: dict[Any, Any], location: Location, depth: int, found: list[Found]) -> Any:
+    if depth >= MAX_ARGUMENT_DEPTH:
+        raise ArgumentsTooDeepError(_text(location))
+    depth += 1
+    out: Any = None
+    for key, item in value.items():
+        kind = type(item)
+        if kind in _SCALARS or (kind is str and "${" not in item):
+            continue
+        if type(key) is not str or type(location) is not str:
+            where: Location = (*location, key) if type(location) is tuple else (location, key)
+        elif location:
+            where = f"{location}.{key}"
+        else:
+            where = key
+        if kind is str:
+            new = _compile_string(item, where, found)
+        elif kind is list:
+            new = _compile_list(item, where, depth, found)
+        elif kind is dict and "$ref" not in item:
+            new = _compile_dict(item, where, depth, found)
+        else:
+            new = _compile(item, where, depth, found)
+        if new is not item:
+            if out is None:
+                out = value.copy()
+            out[key] = new
+    return value if out is None else out
+
+
+def _compile_list(value: list[Any], location: Location, depth: int, found: list[Found]) -> Any:
+    if depth >= MAX_ARGUMENT_DEPTH:
+        raise ArgumentsTooDeepError(_text(location))
+    depth += 1
+    out: Any = None
+    for index, item in enumerate(value):
+        kind = type(item)
+        if kind in _SCALARS or (kind is str and "${" not in item):
+            continue
+        where = f"{location}[{index}]" if type(location) is str else (*location, index)
+        if kind is str:
+            new = _compile_string(item, where, found)
+        elif kind is list:
+            new = _compile_list(item, where, depth, found)
+        elif kind is dict and "$ref" not in item:
+            new = _compile_dict(item, where, depth, found)
+        else:
+            new = _compile(item, where, depth, found)
+        if new is not item:
+            if out is None:
+                out = value.copy()
+            out[index] = new
+    return value if out is None else out
+
+
+def _object_reference(value: dict[str, Any], where: Location) -> Reference:
+    location = _text(where)
     target = value["$ref"]
     if isinstance(target, int) and not isinstance(target, bool):
         target = to_text(target)  # "<int of about N digits>" past the int-to-string limit
@@ -288,11 +354,13 @@ def _normalise_path(path: str) -> str:
     return "$" + path if path.startswith("[") else "$." + path
 
 
-def _compile_string(text: str, path: list[str | int], found: list[Found]) -> Any:
+def _compile_string(text: str, location: Location, found: list[Found]) -> Any:
     simple = _SIMPLE.fullmatch(text)
     if simple is not None:  # the common case: the whole string is one plain reference
-        ref = Reference(simple[1], "$" + simple[2] if simple[2] else "$", text)
-        found.append(Found(_location(path), text, (ref,)))
+        target, steps = simple.groups()
+        ref = _new(Reference, (target, "$" + steps if steps else "$", text))
+        where = location if type(location) is str else _text(location)
+        found.append(_new(Found, (where, text, (ref,))))
         return ref
     parts: list[str | Reference] = []
     literal: list[str] = []
@@ -313,9 +381,9 @@ def _compile_string(text: str, path: list[str | int], found: list[Found]) -> Any
                 raise ReferenceSyntaxError(
                     f"unterminated reference in {text!r}: '${{' has no closing '}}' "
                     "(write $${ for a literal '${')",
-                    _location(path),
+                    _text(location),
                 )
-            ref = _string_reference(text[j : end + 1], path)
+            ref = _string_reference(text[j : end + 1], location)
             if any(literal):
                 parts.append("".join(literal))
             literal = []
@@ -329,7 +397,7 @@ def _compile_string(text: str, path: list[str | int], found: list[Found]) -> Any
         parts.append("".join(literal))
     if not refs:
         return "".join(p for p in parts if isinstance(p, str))
-    found.append(Found(_location(path), text, tuple(refs)))
+    found.append(Found(_text(location), text, tuple(refs)))
     if len(parts) == 1:
         return parts[0]
     return Template(tuple(parts))
@@ -354,13 +422,13 @@ def _closing_brace(text: str, start: int) -> int:
     return -1
 
 
-def _string_reference(written: str, path: list[str | int]) -> Reference:
+def _string_reference(written: str, location: Location) -> Reference:
     body = written[2:-1].strip()
     if not body:
         raise ReferenceSyntaxError(
             "empty reference '${}': write ${CALL} or ${CALL.path}, where CALL is a call id "
             "or a 1-based position",
-            _location(path),
+            _text(location),
         )
     cut = len(body)
     for sep in ".[":
@@ -371,6 +439,6 @@ def _string_reference(written: str, path: list[str | int]) -> Reference:
     if not target:
         raise ReferenceSyntaxError(
             f"reference {written!r} names no call before its path: write ${{CALL{body}}}",
-            _location(path),
+            _text(location),
         )
     return Reference(target, "$" + body[cut:] if cut < len(body) else "$", written)
