@@ -14,6 +14,7 @@ from ._models import (
     DecisionRecord,
     ExecutionPlan,
     FinishedCall,
+    trusted,
 )
 from ._planner import Prepared
 from ._references import preview
@@ -94,21 +95,24 @@ class Ledger:
     ) -> CallResult:
         self.finished.append(p.index)
         prepared = self._prepared
-        self.results[p.index] = result = CallResult(
-            call_id=p.call.id,
-            name=p.call.name,
-            status=status,
-            output=output,
-            error=message,
-            error_type=error_type,
-            arguments=arguments,
-            group_index=p.level,
-            execution_order=order,
-            depends_on=[prepared[d].call.id for d in p.deps],
-            attempts=attempts,
-            started_at=started,
-            ended_at=self._now(),
-            exception=exception,
+        self.results[p.index] = result = trusted(
+            CallResult,
+            {
+                "call_id": p.call.id,
+                "name": p.call.name,
+                "status": status,
+                "output": output,
+                "error": message,
+                "error_type": error_type,
+                "arguments": arguments,
+                "group_index": p.level,
+                "execution_order": order,
+                "depends_on": [prepared[d].call.id for d in p.deps],
+                "attempts": attempts,
+                "started_at": started,
+                "ended_at": self._now(),
+                "exception": exception,
+            },
         )
         return result
 
@@ -141,12 +145,15 @@ class Ledger:
         results = [r for r in self.results if r is not None]
         if len(results) != len(self.results):  # every call must settle; anything else is a bug
             raise RuntimeError("toolweave: a call of the batch ended without a result")
-        return BatchResult(
-            plan=plan,
-            results=results,
-            elapsed=self._now(),
-            started_at=started_at,
-            decisions=decisions,
-            stopped=stopped,
-            batch_id=batch_id,
+        return trusted(
+            BatchResult,
+            {
+                "plan": plan,
+                "results": results,
+                "elapsed": self._now(),
+                "started_at": started_at,
+                "decisions": decisions,
+                "stopped": stopped,
+                "batch_id": batch_id,
+            },
         )

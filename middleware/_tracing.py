@@ -8,16 +8,16 @@ Telemetry never breaks a run: a failing span operation is logged and ignored.
 from __future__ import annotations
 
 import functools
-import json
 import logging
-import re
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from json.encoder import encode_basestring_ascii
+from operator import attrgetter
 from typing import Any, TypeVar
 
 from opentelemetry import context as context_api
 from opentelemetry import trace
-from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Link, Span, SpanContext, Status, StatusCode
 
 from toolweave.telemetry import TraceContent
 from toolweave.telemetry import attributes as A
@@ -26,7 +26,7 @@ from toolweave.telemetry._values import safe_str, safe_type_name
 from ._models import BatchResult, CallResult, DecisionContext, DecisionRecord, ExecutionPlan
 from ._planner import Prepared, target_index
 
-__all__ = ["BatchTrace", "end_span", "mark_failed", "safely", "start_batch_span"]
+__all__ = ["BatchTrace", "end_span", "mark_failed", "plan_json", "safely", "start_batch_span"]
 
 logger = logging.getLogger("toolweave")
 T = TypeVar("T")
@@ -83,23 +83,89 @@ def _exception_event(span: Span, exc: BaseException, message: str, *, with_stack
     span.add_event("exception", attributes)
 
 
-def _argument_names_only(plan: dict[str, Any]) -> None:
+_quoted = encode_basestring_ascii
+"""A string as ``json.dumps`` writes it (the C encoder it uses), quotes included."""
+_CALL_ID = attrgetter("call_id")
+_STATUS = attrgetter("status")
+
+
+def plan_json(plan: ExecutionPlan, *, capture: bool, ids: list[str] | None = None) -> str:
+    """The ``toolweave.plan`` event's JSON: the text ``json.dumps(plan.to_dict())`` gives,
+    character for character, written straight from the plan (no dicts to build and walk: a
+    plan of 1,000 calls is on every batch span). Without content capture, each call's
+    ``output_mapping`` shows argument names only (``_argument_names_only``). ``ids``: the
+    plan's call ids in order, when the caller has them already."""
+    calls = plan.calls
+    if ids is None:
+        ids = list(map(_CALL_ID, calls))
+    quoted = list(map(_quoted, ids))
+    known = dict(zip(ids, zip(calls, quoted, strict=True), strict=True))
+    index_of: dict[str, int] | None = None  # for the names-only mapping, built on first need
+    alone: dict[str, str] = {}  # tool name -> the tail of a call's entry without edges
+    groups = []
+    for level, group in enumerate(plan.groups):
+        tools = []
+        for call_id in group:
+            planned, tool_id = known[call_id]
+            deps = planned.depends_on
+            mapping = planned.output_mapping
+            if deps or mapping:
+                depends = dependency_groups = shown = ""
+                if deps:
+                    depends = ", ".join([known[d][1] for d in deps])
+                    levels = {g for d in deps if (g := known[d][0].group_index) is not None}
+                    dependency_groups = ", ".join(map(str, sorted(levels)))
+                if mapping:
+                    if not capture:
+                        if index_of is None:
+                            index_of = {call_id: i for i, call_id in enumerate(ids)}
+                        mapping = _argument_names_only(mapping, index_of)
+                    shown = ", ".join([f"{_quoted(k)}: {_quoted(v)}" for k, v in mapping.items()])
+                tail = _entry_tail(_quoted(planned.tool_name), depends, dependency_groups, shown)
+            else:  # the commonest entry: its tail is the same for every call of the tool
+                tail = alone.get(planned.tool_name, "")
+                if not tail:
+                    tail = alone[planned.tool_name] = _entry_tail(
+                        _quoted(planned.tool_name), "", "", ""
+                    )
+            tools.append(f'{{"tool_id": {tool_id}{tail}')
+        parallel = "true" if len(group) > 1 else "false"
+        groups.append(
+            f'{{"group_index": {level}, "tools": [{", ".join(tools)}], '
+            f'"parallel_execution": {parallel}}}'
+        )
+    return (
+        f'{{"strategy": {_quoted(plan.strategy)}, "execution_groups": [{", ".join(groups)}], '
+        f'"total_groups": {len(plan.groups)}, "total_tools": {len(calls)}, '
+        f'"tool_ids": [{", ".join(quoted)}]}}'
+    )
+
+
+def _entry_tail(tool_type: str, depends: str, dependency_groups: str, mapping: str) -> str:
+    """A call's entry in the plan event after its ``tool_id``, from JSON text of its parts."""
+    return (
+        f', "tool_type": {tool_type}, "depends_on": [{depends}], '
+        f'"dependency_groups": [{dependency_groups}], "output_mapping": {{{mapping}}}}}'
+    )
+
+
+def _argument_names_only(mapping: Mapping[str, str], index_of: dict[str, int]) -> dict[str, str]:
     """Without content capture, ``output_mapping`` keeps each reference under its top-level
     argument's name only (keys deeper inside an argument's value are the model's data), and
     only references to calls of the batch: ``${...}`` text that names none is just text."""
-    ids = {call_id: i for i, call_id in enumerate(plan["tool_ids"])}
-    for group in plan["execution_groups"]:
-        for entry in group["tools"]:
-            merged: dict[str, str] = {}
-            for location, refs in entry["output_mapping"].items():
-                name = re.split(r"[.\[]", location, maxsplit=1)[0]
-                known = ", ".join(_known(ref, ids) for ref in refs.split(", "))
-                merged[name] = f"{merged[name]}, {known}" if name in merged else known
-            entry["output_mapping"] = merged
+    merged: dict[str, str] = {}
+    for location, refs in mapping.items():
+        name = location.partition(".")[0].partition("[")[0]  # up to the first . or [
+        if ", " in refs:  # several references at one place
+            known = ", ".join([_known(ref, index_of) for ref in refs.split(", ")])
+        else:
+            known = _known(refs, index_of)
+        merged[name] = f"{merged[name]}, {known}" if name in merged else known
+    return merged
 
 
 def _known(ref: str, ids: dict[str, int]) -> str:
-    target = re.split(r"[.\[}]", ref[2:], maxsplit=1)[0].strip()
+    target = ref[2:].partition(".")[0].partition("[")[0].partition("}")[0].strip()
     return ref if target_index(target, ids, len(ids)) is not None else "${?}"
 
 
@@ -130,69 +196,76 @@ class BatchTrace:
         self.context = trace.set_span_in_context(batch)
         self.capture = content.active
         self.content = content
-        self.calls: dict[int, Span] = {}
+        self.running: dict[int, Span] = {}
+        """Spans of the calls started and not yet ended."""
+        self.linked: dict[int, SpanContext] = {}
+        """Every call span's context, for its dependents' links. Contexts, not spans: an ended
+        span is the exporter's now, and a batch of 1,000 would keep 1,000 alive for the GC."""
         self._decisions: dict[object, Span] = {}
 
     def batch_finished(self, plan: ExecutionPlan, result: BatchResult) -> None:
-        """Put the plan and the outcome on the batch span (the caller ends it)."""
-        self.planned(plan)
-        self.finished(result)
-
-    def planned(self, plan: ExecutionPlan) -> None:
-        """Put the plan on the batch span, as attributes and as the ``toolweave.plan`` event."""
-        self.batch.set_attributes(
-            {
-                A.TW_STRATEGY: plan.strategy,
-                A.TW_TOTAL_GROUPS: len(plan.groups),
-                A.TW_TOTAL_TOOLS: len(plan.calls),
-                A.TW_TOOL_IDS: [c.call_id for c in plan.calls],
-            }
-        )
-        shown = plan.to_dict()
-        if not self.capture:
-            _argument_names_only(shown)
-        self.batch.add_event(A.PLAN_EVENT, {A.TW_PLAN_JSON: json.dumps(shown)})
+        """Put the plan and the outcome on the batch span (the caller ends it): attributes in
+        one pass, and the plan as the ``toolweave.plan`` event."""
+        ids = list(map(_CALL_ID, plan.calls))
+        statuses = list(map(_STATUS, result.results))
+        attributes: dict[str, Any] = {
+            A.TW_STRATEGY: plan.strategy,
+            A.TW_TOTAL_GROUPS: len(plan.groups),
+            A.TW_TOTAL_TOOLS: len(ids),
+            A.TW_TOOL_IDS: ids,
+            A.TW_STOPPED: result.stopped is not None,
+            A.TW_CALLS_OK: statuses.count("ok"),
+            A.TW_CALLS_ERROR: statuses.count("error"),
+            A.TW_CALLS_SKIPPED: statuses.count("skipped"),
+        }
+        if result.stopped is not None:
+            attributes[A.TW_STOP_REASON] = result.stopped
+        self.batch.set_attributes(attributes)
+        shown = plan_json(plan, capture=self.capture, ids=ids)
+        self.batch.add_event(A.PLAN_EVENT, {A.TW_PLAN_JSON: shown})
 
     def call_started(self, p: Prepared, order: int) -> None:
         """Open the call's span, linked to its dependencies', and make it current in the
         call's task: its middleware's and tool's own spans nest under it (threads too)."""
-        span = self.calls[p.index] = self._call_span(p.call.id, p.call.name, p.deps)
+        span = self.running[p.index] = self._call_span(p.index, p.call.name, p.deps)
         context_api.attach(trace.set_span_in_context(span))  # the task's context ends with it
 
     def call_ended(self, p: Prepared, result: CallResult) -> None:
         """Close the call's span (opening one now for a call that never ran)."""
-        span = self.calls.get(p.index)
+        span = self.running.pop(p.index, None)
         if span is None:
-            span = self.calls[p.index] = self._call_span(result.call_id, result.name, p.deps)
+            span = self._call_span(p.index, result.name, p.deps)
         try:
             self._describe_call(span, result, p.level)
         finally:
             span.end()  # whatever failed above (a redact hook, say), the span ends
 
     def _describe_call(self, span: Span, result: CallResult, group_index: int | None) -> None:
+        # Each field is read once: a pydantic model's attribute is dearer than a local's.
+        status, order, error_type = result.status, result.execution_order, result.error_type
         attributes: dict[str, Any] = {
             A.GEN_AI_OPERATION_NAME: A.OP_EXECUTE_TOOL,
             A.GEN_AI_TOOL_NAME: result.name,
             A.GEN_AI_TOOL_CALL_ID: result.call_id,
             A.GEN_AI_TOOL_TYPE: "function",
-            A.TW_STATUS: result.status,
+            A.TW_STATUS: status,
             A.TW_ATTEMPTS: result.attempts,
-            A.TW_DEPENDS_ON: list(result.depends_on),
+            A.TW_DEPENDS_ON: result.depends_on,  # the SDK keeps a copy (a tuple)
         }
         if group_index is not None:
             attributes[A.TW_GROUP_INDEX] = group_index
-        if result.execution_order is not None:
-            attributes[A.TW_EXECUTION_ORDER] = result.execution_order
-        if result.error_type is not None:
-            attributes[A.TW_ERROR_TYPE] = result.error_type
-        if result.status == "skipped":
+        if order is not None:
+            attributes[A.TW_EXECUTION_ORDER] = order
+        if error_type is not None:
+            attributes[A.TW_ERROR_TYPE] = error_type
+        if status == "skipped":
             attributes[A.TW_SKIP_REASON] = result.error or ""
-        elif result.status == "error":
-            error_type = result.error_type or "error"
-            attributes[A.ERROR_TYPE] = error_type
+        elif status == "error":
+            failure = error_type or "error"
+            attributes[A.ERROR_TYPE] = failure
             cause = result.exception.__cause__ if result.exception is not None else None
             shown = cause or result.exception
-            summary = error_type if cause is None else f"{error_type}: {safe_type_name(cause)}"
+            summary = failure if cause is None else f"{failure}: {safe_type_name(cause)}"
             message = self.content.render("error", result.error or "") if self.capture else None
             if shown is not None:
                 _exception_event(span, shown, message or summary, with_stack=self.capture)
@@ -202,7 +275,7 @@ class BatchTrace:
                 attributes[A.GEN_AI_TOOL_CALL_ARGUMENTS] = self.content.render(
                     "arguments", result.arguments
                 )
-            if result.status == "ok":
+            if status == "ok":
                 attributes[A.GEN_AI_TOOL_CALL_RESULT] = self.content.render("result", result.output)
         span.set_attributes(attributes)
 
@@ -247,24 +320,13 @@ class BatchTrace:
             attributes[A.GEN_AI_USAGE_OUTPUT_TOKENS] = record.usage["output_tokens"]
         span.set_attributes(attributes)
 
-    def finished(self, result: BatchResult) -> None:
-        """Final attributes of the batch span (the caller ends it)."""
-        attributes: dict[str, Any] = {
-            A.TW_STOPPED: result.stopped is not None,
-            A.TW_CALLS_OK: len(result.by_status("ok")),
-            A.TW_CALLS_ERROR: len(result.by_status("error")),
-            A.TW_CALLS_SKIPPED: len(result.by_status("skipped")),
-        }
-        if result.stopped is not None:
-            attributes[A.TW_STOP_REASON] = result.stopped
-        self.batch.set_attributes(attributes)
-
-    def _call_span(self, call_id: str, tool: str, deps: list[int]) -> Span:
-        # Attributes go on in one pass when the call settles: the SDK validates each one.
-        links = [Link(self.calls[d].get_span_context()) for d in deps if d in self.calls]
-        return self.tracer.start_span(
-            f"{A.CALL_SPAN_PREFIX} {tool}",
-            context=self.context,
-            kind=SpanKind.INTERNAL,
-            links=links,
+    def _call_span(self, index: int, tool: str, deps: list[int]) -> Span:
+        # Attributes go on in one pass when the call settles: the SDK validates each one. The
+        # kind is left to its default, INTERNAL: reading the enum member per call is a cost.
+        linked = self.linked
+        links = [Link(linked[d]) for d in deps if d in linked] if deps else ()
+        span = self.tracer.start_span(
+            f"{A.CALL_SPAN_PREFIX} {tool}", context=self.context, links=links
         )
+        linked[index] = span.get_span_context()
+        return span

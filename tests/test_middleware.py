@@ -814,3 +814,27 @@ def test_requests_hash_by_identity() -> None:
 
     run(Orchestrator([echo], middleware=[keep]), [ToolCall("a", "echo", {"text": "x"})])
     assert {seen[0]: 1}[seen[0]] == 1
+
+
+def test_results_the_engine_builds_equal_validated_ones() -> None:
+    from toolweave import BatchResult, CallResult
+
+    async def skip_b(request: CallRequest, call_next: CallNext) -> Any:
+        if request.call.id == "b":
+            raise SkipCall("no")
+        return await call_next(request)
+
+    calls = [
+        ToolCall("a", "echo", {"text": "x"}),
+        ToolCall("b", "echo", {"text": "y"}),
+        ToolCall("c", "echo", {"text": "${b}"}),
+        ToolCall("d", "nope"),
+    ]
+    result = run(Orchestrator([echo], middleware=[skip_b]), calls)
+    fields = {name: getattr(result, name) for name in BatchResult.model_fields}
+    assert BatchResult(**fields) == result
+    for r in result.results:
+        again = CallResult(**{name: getattr(r, name) for name in CallResult.model_fields})
+        assert again == r
+        assert r.model_fields_set == again.model_fields_set
+        assert r.model_dump() == again.model_dump()
