@@ -41,8 +41,15 @@ async def passthrough(request: CallRequest, call_next: CallNext) -> Any:
     return await call_next(request)
 
 
-async def alternating(runs: dict[str, Async], n: int, rounds: int, reps: int) -> dict[str, float]:
-    """Median microseconds per call of each runner, measured in alternating rounds."""
+async def alternating(
+    runs: dict[str, Async],
+    n: int,
+    rounds: int,
+    reps: int,
+    settle: Callable[[], Any] | None = None,
+) -> dict[str, float]:
+    """Median microseconds per call of each runner, measured in alternating rounds;
+    ``settle`` runs untimed after each runner (a span processor's flush, say)."""
     samples: dict[str, list[float]] = {name: [] for name in runs}
     for fn in runs.values():
         await fn()  # warm up
@@ -53,6 +60,8 @@ async def alternating(runs: dict[str, Async], n: int, rounds: int, reps: int) ->
             for _ in range(reps):
                 await fn()
             samples[name].append((time.perf_counter() - start) / reps / n * 1e6)
+            if settle is not None:
+                settle()
     return {name: statistics.median(s) for name, s in samples.items()}
 
 
@@ -151,14 +160,17 @@ def planning_line(rounds: int) -> list[str]:
     ]
 
 
-def sdk_span_alone(provider: TracerProvider, attributes: dict[str, Any], reps: int) -> float:
+def sdk_spans(provider: TracerProvider, attributes: dict[str, Any], n: int) -> Async:
+    """The SDK alone: ``n`` spans with these attributes (start, set, end), no toolweave."""
     tracer = provider.get_tracer("bench")
-    start = time.perf_counter()
-    for _ in range(reps):
-        span = tracer.start_span("execute_tool noop")
-        span.set_attributes(attributes)
-        span.end()
-    return (time.perf_counter() - start) / reps * 1e6
+
+    async def spans() -> None:
+        for _ in range(n):
+            span = tracer.start_span("execute_tool noop")
+            span.set_attributes(attributes)
+            span.end()
+
+    return spans
 
 
 async def tracing_lines(rounds: int) -> list[list[str]]:
@@ -170,16 +182,18 @@ async def tracing_lines(rounds: int) -> list[list[str]]:
     for n in (100, 1000):
         calls = [ToolCall(f"c{i}", "noop", {"i": i}) for i in range(n)]
         reps = max(1, 2000 // n)
-        spans: list[float] = []
         t = await alternating(
-            {"plain": lambda c=calls: plain.run(c), "traced": lambda c=calls: traced.run(c)},
+            {
+                "plain": lambda c=calls: plain.run(c),
+                "traced": lambda c=calls: traced.run(c),
+                "sdk": sdk_spans(provider, CALL_ATTRIBUTES, n),
+            },
             n,
             rounds,
             reps,
+            settle=provider.force_flush,  # no runner pays for another's exports
         )
-        for _ in range(rounds):
-            spans.append(sdk_span_alone(provider, CALL_ATTRIBUTES, 2000))
-        sdk = statistics.median(spans)
+        sdk = t["sdk"]
         over = t["traced"] - t["plain"] - sdk
         lines.append(
             [

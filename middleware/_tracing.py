@@ -259,7 +259,11 @@ class BatchTrace:
         if error_type is not None:
             attributes[A.TW_ERROR_TYPE] = error_type
         if status == "skipped":
-            attributes[A.TW_SKIP_REASON] = result.error or ""
+            if error_type == "skipped_by_middleware" and not self.capture:
+                # The reason is the middleware's own text: it may quote the arguments.
+                attributes[A.TW_SKIP_REASON] = "skipped by middleware"
+            else:
+                attributes[A.TW_SKIP_REASON] = result.error or ""
         elif status == "error":
             failure = error_type or "error"
             attributes[A.ERROR_TYPE] = failure

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import json
 import pathlib
 import re
 import threading
@@ -33,6 +34,7 @@ from toolweave import (
     policies,
     tool,
 )
+from toolweave._tracing import plan_json
 
 GUARD = 20.0  # seconds no test here should ever come near
 
@@ -838,3 +840,40 @@ def test_results_the_engine_builds_equal_validated_ones() -> None:
         assert again == r
         assert r.model_fields_set == again.model_fields_set
         assert r.model_dump() == again.model_dump()
+
+
+@pytest.mark.parametrize(("capture", "shown"), [(False, "skipped by middleware"), (True, "alice")])
+def test_a_skip_reason_goes_on_the_span_only_with_content_capture(
+    capture: bool, shown: str
+) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+
+    async def deny(request: CallRequest, call_next: CallNext) -> Any:
+        raise SkipCall("alice may not send to bob")
+
+    o = Orchestrator([echo], middleware=[deny], tracer_provider=provider, trace_content=capture)
+    run(o, [ToolCall("a", "echo", {"text": "x"})])
+    [span] = [s for s in exporter.get_finished_spans() if s.name.startswith("execute_tool")]
+    assert span.attributes is not None
+    assert shown in str(span.attributes["toolweave.skip_reason"])
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.text(min_size=1, max_size=8),
+            st.sampled_from(["echo", "nope"]),
+            st.sampled_from(["x", "${1}", "${2.a}", "${zz}", "${1", "é\\ud800"]),
+        ),
+        min_size=1,
+        max_size=6,
+        unique_by=lambda c: c[0],
+    )
+)
+def test_the_plan_event_is_the_plans_json(spec: list[tuple[str, str, str]]) -> None:
+    calls = [ToolCall(i, name, {"text": text}) for i, name, text in spec]
+    plan = Orchestrator([echo]).plan(calls)
+    assert plan_json(plan, capture=True) == json.dumps(plan.to_dict())
