@@ -198,7 +198,9 @@ class _Slots:
                 if (loop, waiter) in self._waiters:  # not granted: just leave the line
                     self._waiters.remove((loop, waiter))
                     raise
-            raise  # granted meanwhile: _grant sees it cancelled and passes the slot on
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # granted just before the cancellation landed: pass it on
+            raise  # else the grant is on its way: _grant sees it cancelled and passes it on
 
     def release(self) -> None:
         with self._lock:

@@ -877,3 +877,21 @@ def test_the_plan_event_is_the_plans_json(spec: list[tuple[str, str, str]]) -> N
     calls = [ToolCall(i, name, {"text": text}) for i, name, text in spec]
     plan = Orchestrator([echo]).plan(calls)
     assert plan_json(plan, capture=True) == json.dumps(plan.to_dict())
+
+
+def test_a_limit_slot_granted_just_before_a_cancellation_is_passed_on() -> None:
+    from toolweave.policies import _Slots
+
+    async def main() -> None:
+        slots = _Slots(1)
+        await slots.acquire()  # held
+        waiting = asyncio.create_task(slots.acquire())
+        await asyncio.sleep(0)  # it waits in line
+        slots.release()  # the grant is on its way to the waiter
+        await asyncio.sleep(0)  # the grant lands: the slot is the waiter's
+        waiting.cancel()  # ... and it is cancelled before it resumes
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        await asyncio.wait_for(slots.acquire(), GUARD)  # the slot was passed on, not lost
+
+    asyncio.run(main())
