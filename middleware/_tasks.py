@@ -9,6 +9,8 @@ import logging
 from collections.abc import Awaitable, Coroutine
 from typing import Any, TypeVar
 
+from toolweave.telemetry._values import safe_type_name
+
 from ._log import log_event
 from ._threads import Escaped
 
@@ -91,7 +93,17 @@ def leave_behind(task: asyncio.Task[Any], event: str) -> None:
     """Keep a task that ignored cancellation alive until it ends (never awaited), and log it."""
     log_event(logging.WARNING, event)
     _LEFT_BEHIND.add(task)
-    task.add_done_callback(_LEFT_BEHIND.discard)
+    task.add_done_callback(_ended_behind)
+
+
+def _ended_behind(task: asyncio.Task[Any]) -> None:
+    """A task left behind ended: forget it, and read its outcome, so asyncio does not report
+    an exception nobody retrieved (its call's result was settled long ago)."""
+    _LEFT_BEHIND.discard(task)
+    if not task.cancelled():
+        exc = task.exception()
+        if exc is not None:
+            log_event(logging.DEBUG, "orchestration.left_behind_failed", error=safe_type_name(exc))
 
 
 def uncancel_current_task() -> None:

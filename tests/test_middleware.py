@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import io
 import json
+import logging
 import pathlib
 import re
 import threading
@@ -895,3 +896,27 @@ def test_a_limit_slot_granted_just_before_a_cancellation_is_passed_on() -> None:
         await asyncio.wait_for(slots.acquire(), GUARD)  # the slot was passed on, not lost
 
     asyncio.run(main())
+
+
+def test_a_tool_left_behind_that_fails_later_is_not_reported_by_asyncio(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    @tool(timeout=0.05)
+    async def stubborn(text: str) -> str:
+        """Ignore the first cancellation, then fail."""
+        try:
+            await asyncio.sleep(GUARD)
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.2)
+        raise ValueError("late failure")
+
+    async def main() -> Any:
+        result = await Orchestrator([stubborn]).run([ToolCall("a", "stubborn", {"text": "x"})])
+        await asyncio.sleep(0.5)  # it ends, failing, long after its call was settled
+        return result
+
+    with caplog.at_level(logging.DEBUG):
+        result = asyncio.run(main())
+    assert result.get("a").error_type == "timeout"
+    assert "never retrieved" not in caplog.text
+    assert "orchestration.left_behind_failed error=ValueError" in caplog.text
