@@ -16,6 +16,7 @@ from ._models import (
     FinishedCall,
     trusted,
 )
+from ._pipeline import Outcome
 from ._planner import Prepared
 from ._references import preview
 
@@ -40,45 +41,20 @@ class Ledger:
         self.results.append(None)
         self.outputs.append(None)
 
-    def succeeded(
-        self, p: Prepared, output: Any, arguments: dict[str, Any] | None, started: float,
-        attempts: int,
-        order: int,
-    ) -> CallResult:  # fmt: skip
-        """Call ``p`` returned ``output``."""
-        self.outputs[p.index] = output
-        return self._record(p, "ok", output, None, None, None, arguments, started, attempts, order)
+    def succeeded(self, p: Prepared, ran: Outcome) -> CallResult:
+        """Call ``p`` returned ``ran.output``."""
+        self.outputs[p.index] = ran.output
+        return self._record(p, "ok", ran.output, None, None, None, ran)
 
-    def failed(
-        self,
-        p: Prepared,
-        error: CallError,
-        arguments: dict[str, Any] | None = None,
-        started: float | None = None,
-        attempts: int = 0,
-        order: int | None = None,
-    ) -> CallResult:
-        """Call ``p`` failed with ``error`` (it may never have started)."""
-        return self._record(
-            p, "error", None, str(error), error.error_type, error, arguments, started, attempts,
-            order,
-        )  # fmt: skip
+    def failed(self, p: Prepared, error: CallError, ran: Outcome | None = None) -> CallResult:
+        """Call ``p`` failed with ``error``; ``ran`` is None if it never started."""
+        return self._record(p, "error", None, str(error), error.error_type, error, ran)
 
     def skipped(
-        self,
-        p: Prepared,
-        reason: str,
-        error_type: ErrorType,
-        *,
-        arguments: dict[str, Any] | None = None,
-        started: float | None = None,
-        attempts: int = 0,
-        order: int | None = None,
+        self, p: Prepared, reason: str, error_type: ErrorType, ran: Outcome | None = None
     ) -> CallResult:
-        """Call ``p`` was skipped, for ``reason``."""
-        return self._record(
-            p, "skipped", None, reason, error_type, None, arguments, started, attempts, order
-        )
+        """Call ``p`` was skipped, for ``reason``; ``ran`` is None if it never started."""
+        return self._record(p, "skipped", None, reason, error_type, None, ran)
 
     def _record(
         self,
@@ -88,10 +64,7 @@ class Ledger:
         message: str | None,
         error_type: ErrorType | None,
         exception: BaseException | None,
-        arguments: dict[str, Any] | None,
-        started: float | None,
-        attempts: int,
-        order: int | None,
+        ran: Outcome | None,
     ) -> CallResult:
         self.finished.append(p.index)
         prepared = self._prepared
@@ -104,12 +77,12 @@ class Ledger:
                 "output": output,
                 "error": message,
                 "error_type": error_type,
-                "arguments": arguments,
+                "arguments": None if ran is None else ran.arguments,
                 "group_index": p.level,
-                "execution_order": order,
+                "execution_order": None if ran is None else ran.order,
                 "depends_on": [prepared[d].call.id for d in p.deps],
-                "attempts": attempts,
-                "started_at": started,
+                "attempts": 0 if ran is None else ran.attempts,
+                "started_at": None if ran is None else ran.started,
                 "ended_at": self._now(),
                 "exception": exception,
             },

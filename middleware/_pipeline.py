@@ -8,6 +8,7 @@ import asyncio
 import contextvars
 import functools
 import inspect
+import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -83,16 +84,7 @@ class Pipeline:
         """The whole chain for ``tool``'s calls, built once per batch."""
         chain = self._chains.get(tool)
         if chain is None:
-            layers = [
-                *self._middleware,
-                *tool.middleware,
-                *standard(
-                    timeout=tool.timeout,
-                    retries=tool.retries,
-                    wait=tool.retry_wait,
-                    on=tool.retry_on,
-                ),
-            ]
+            layers = [*self._middleware, *tool.middleware, *_own_policies(tool)]
             # Without middleware the tool's own awaitable is awaited in the call's task; with
             # some, a middleware may await it in a task of its own: carry SystemExit out.
             self._chains[tool] = chain = compose(layers, _run_tool_escaping) if layers else run_tool
@@ -166,6 +158,20 @@ def _unawaited(p: Prepared, output: Any, attempts: int) -> CallError:
         "write 'return await call_next(request)'"
     )
     return _tool_error(p, problem, attempts)
+
+
+_POLICIES: weakref.WeakKeyDictionary[Tool, list[Middleware]] = weakref.WeakKeyDictionary()
+
+
+def _own_policies(tool: Tool) -> list[Middleware]:
+    """``retry`` and ``timeout`` from the tool's own settings: the same for every batch (a
+    tool is frozen, and policies keep no state between calls), so built once per tool."""
+    policies = _POLICIES.get(tool)
+    if policies is None:
+        policies = _POLICIES[tool] = standard(
+            timeout=tool.timeout, retries=tool.retries, wait=tool.retry_wait, on=tool.retry_on
+        )
+    return policies
 
 
 def _tool_error(p: Prepared, exc: BaseException, attempts: int) -> CallError:

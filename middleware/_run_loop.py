@@ -288,17 +288,14 @@ class BatchRun:
         p = self.prepared[o.index]
         if o.status == "ok":
             self._scheduler.succeeded(o.index)
-            result = self.ledger.succeeded(p, o.output, o.arguments, o.started, o.attempts, o.order)
+            result = self.ledger.succeeded(p, o)
             self._observers.call_ended(p, result)
         elif o.status == "error":
             assert o.error is not None
             self._fail(p, o.error, o)
         else:
             skipped = self._scheduler.failed(o.index)
-            result = self.ledger.skipped(
-                p, o.reason, "skipped_by_middleware",
-                arguments=o.arguments, started=o.started, attempts=o.attempts, order=o.order,
-            )  # fmt: skip
+            result = self.ledger.skipped(p, o.reason, "skipped_by_middleware", o)
             self._observers.call_ended(p, result)
             self._skipped_behind(skipped, ask=False)  # a deliberate skip is no failure
 
@@ -306,11 +303,7 @@ class BatchRun:
 
     def _fail(self, p: Prepared, error: CallError, o: Outcome | None = None) -> None:
         skipped = self._scheduler.failed(p.index)
-        if o is None:
-            result = self.ledger.failed(p, error)
-        else:
-            result = self.ledger.failed(p, error, o.arguments, o.started, o.attempts, o.order)
-        self._observers.call_ended(p, result)
+        self._observers.call_ended(p, self.ledger.failed(p, error, o))
         self._skipped_behind(skipped)
 
     def _fail_unstarted(self, doomed: list[Prepared]) -> None:
