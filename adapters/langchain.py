@@ -8,12 +8,27 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+import dataclasses
+import functools
+import inspect
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, cast
 
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
-from langchain_core.runnables import Runnable, RunnableConfig
+from langchain.agents.middleware import AgentMiddleware, ModelRequest
+from langchain_core.messages import AIMessage, BaseMessage, ToolCall, ToolMessage
+from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import get_config_list, get_executor_for_config
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
+from langgraph.errors import GraphBubbleUp, GraphInterrupt, is_invalid_resume
+from langgraph.prebuilt import ToolNode, ToolRuntime
+from langgraph.prebuilt.tool_node import (
+    AsyncToolCallWrapper,
+    ToolCallRequest,
+    ToolCallWrapper,
+    _handle_tool_error,
+)
+from langgraph.runtime import Runtime
 from pydantic import BaseModel, ConfigDict, create_model
 
 from toolweave import (
@@ -24,14 +39,25 @@ from toolweave import (
     Orchestrator,
     Tool,
     UsageError,
+    policies,
 )
+from toolweave._hooks import check_middleware
 from toolweave._llm_decider import DEFAULT_INSTRUCTIONS, decision_prompt
 from toolweave._tools import VALIDATION_ERRORS, as_tool, describe_validation_error
 from toolweave.telemetry._values import to_text
 
+from ._advertise import accept_references, describe_references, reference_instructions
 from ._calls import Written, unique_calls
+from ._turns import Turn, Turns, announce, asaved, dispatch, saved
 
-__all__ = ["LangChainDecider", "ToolweaveNode", "as_langchain_tools", "from_langchain_tool"]
+__all__ = [
+    "LangChainDecider",
+    "ToolweaveMiddleware",
+    "ToolweaveNode",
+    "as_langchain_tools",
+    "from_langchain_tool",
+    "reference_instructions",
+]
 
 
 def from_langchain_tool(lc_tool: BaseTool) -> Tool:
@@ -60,8 +86,14 @@ def from_langchain_tool(lc_tool: BaseTool) -> Tool:
     )
 
 
-def as_langchain_tools(tools: Iterable[Tool | Any] | Orchestrator) -> list[StructuredTool]:
+def as_langchain_tools(
+    tools: Iterable[Tool | Any] | Orchestrator, *, references: bool = False
+) -> list[StructuredTool]:
     """LangChain ``StructuredTool``s for toolweave tools (name, description, schema kept).
+
+    With ``references`` every non-string parameter also accepts a ``"${...}"`` reference and
+    the description says how, as ``openai_tools`` does: for tools a ``ToolweaveNode`` or
+    ``ToolweaveMiddleware`` runs, which resolve the references before the tool is called.
 
     A tool with a pydantic argument model goes over with that model, and LangChain validates.
     A tool that advertises a JSON schema (one from ``Tool.from_schema``, say) or whose
@@ -74,13 +106,13 @@ def as_langchain_tools(tools: Iterable[Tool | Any] | Orchestrator) -> list[Struc
     out = []
     for item in items:
         t = as_tool(item)  # the conversion Orchestrator applies
-        if t.json_schema is not None or _aliased(t):
-            out.append(_with_json_schema(t))
+        if t.json_schema is not None or _aliased(t) or references:
+            out.append(_with_json_schema(t, references))
             continue
         out.append(
             StructuredTool.from_function(
-                func=None if t.is_async else t.fn,
-                coroutine=t.fn if t.is_async else None,
+                func=None if t.is_async else _shown_sync(t.fn),
+                coroutine=_shown_async(t.fn) if t.is_async else None,
                 name=t.name,
                 description=t.description or t.name,
                 args_schema=t.args_schema,
@@ -89,13 +121,40 @@ def as_langchain_tools(tools: Iterable[Tool | Any] | Orchestrator) -> list[Struc
     return out
 
 
+def _shown(value: Any) -> Any:
+    """A tool's output as LangChain can show it: JSON-able values as they are, anything else
+    (a huge int, a cycle, an object whose ``__str__`` raises, a lone surrogate) as
+    toolweave's safe text, where LangChain's own ``str()`` would fail the call."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except Exception:  # any failure means: show it as safe text
+        return to_text(value)
+    return value
+
+
+def _shown_sync(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        return _shown(fn(*args, **kwargs))
+
+    return run
+
+
+def _shown_async(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    async def run(*args: Any, **kwargs: Any) -> Any:
+        return _shown(await fn(*args, **kwargs))
+
+    return run
+
+
 def _aliased(t: Tool) -> bool:
     """Whether the model sends names that are not the model's field names (LangChain would
     advertise and pass the field names)."""
     return any(f.alias not in (None, n) for n, f in t.args_schema.model_fields.items())
 
 
-def _with_json_schema(t: Tool) -> StructuredTool:
+def _with_json_schema(t: Tool, references: bool = False) -> StructuredTool:
     def arguments(given: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
         try:
             values = t.validate_arguments(given)
@@ -105,93 +164,358 @@ def _with_json_schema(t: Tool) -> StructuredTool:
 
     async def acall(**given: Any) -> Any:
         args, kwargs = arguments(given)
-        return await t.fn(*args, **kwargs)
+        return _shown(await t.fn(*args, **kwargs))
 
     def call(**given: Any) -> Any:
         args, kwargs = arguments(given)
-        return t.fn(*args, **kwargs)
+        return _shown(t.fn(*args, **kwargs))
 
     return StructuredTool.from_function(
         func=None if t.is_async else call,
         coroutine=acall if t.is_async else None,
         name=t.name,
-        description=t.description or t.name,
-        args_schema=copy.deepcopy(t.parameters),
+        description=describe_references(t.description) if references else t.description or t.name,
+        args_schema=accept_references(t.parameters) if references else copy.deepcopy(t.parameters),
     )
 
 
-class ToolweaveNode(Runnable[Any, Any]):
-    """A drop-in for LangGraph's ``ToolNode`` that runs the last AI message's tool calls as a
-    toolweave batch: references, dependency order, timeouts, retries and traces included.
+_DEFAULT_ERRORS: Any = inspect.signature(ToolNode.__init__).parameters["handle_tool_errors"].default
 
-    Input: an ``AIMessage``, a list of messages, or a state with ``messages``. Output: one
-    ``ToolMessage`` per tool call, in order (``status="error"`` for failures and skips), as a
-    list for list or message input and as ``{"messages": [...]}`` for a state, like ToolNode.
-    Unlike ToolNode it also answers the message's ``invalid_tool_calls`` (after the valid
-    ones), so every ``tool_call_id`` gets exactly one answer.
+
+class ToolweaveNode(ToolNode):
+    """LangGraph's ``ToolNode`` that runs the calls of one AI message as one toolweave batch:
+    references between calls, dependency order, middleware, a decider, traces.
+
+    Accepted wherever ``ToolNode`` is: a node of your ``StateGraph``, or
+    ``create_react_agent(model, tools=ToolweaveNode(tools))``, whose graph sends each call to
+    the node on its own: the calls of one AI message are gathered into one batch all the same,
+    and each call still runs in its own task, so ``interrupt()``, ``Command`` returns,
+    injected state, store and ``ToolRuntime``, artifacts and ``handle_tool_errors`` behave as
+    they do with ``ToolNode``.
+
+    ``tools`` are LangChain tools, plain functions, toolweave tools (their ``timeout``,
+    ``retries`` and ``middleware`` apply) or an ``Orchestrator`` (its tools and options).
+    ``orchestrator_options`` are ``Orchestrator``'s (``max_concurrency``, ``decider``,
+    ``middleware``, ``tracer_provider``, ...). With ``references`` (the default) the tools a
+    model is bound to (``tools_by_name``) accept a ``"${...}"`` reference in every non-string
+    parameter and say so in their descriptions.
+
+    Unlike ``ToolNode``, a node given a whole AI message also answers its
+    ``invalid_tool_calls``, so every ``tool_call_id`` gets exactly one answer.
     """
 
     def __init__(
         self,
         tools: Iterable[Any] | Orchestrator,
         *,
+        name: str = "tools",
+        tags: list[str] | None = None,
+        handle_tool_errors: Any = _DEFAULT_ERRORS,
         messages_key: str = "messages",
+        wrap_tool_call: ToolCallWrapper | None = None,
+        awrap_tool_call: AsyncToolCallWrapper | None = None,
+        references: bool = True,
         **orchestrator_options: Any,
     ) -> None:
         if isinstance(tools, Orchestrator):
             if orchestrator_options:
                 raise UsageError("pass orchestrator options to the Orchestrator you give")
-            self.orchestrator = tools
+            items: list[Any] = list(tools.tools.values())
+            orchestrator_options = _options_of(tools)
         else:
-            self.orchestrator = Orchestrator(list(tools), **orchestrator_options)
-        self.messages_key = messages_key
+            items = list(tools)
+        native = {id(t): as_tool(t) for t in items if isinstance(t, Tool)}
+        super().__init__(
+            [as_langchain_tools([native[id(t)]])[0] if id(t) in native else t for t in items],
+            name=name,
+            tags=tags,
+            handle_tool_errors=handle_tool_errors,
+            messages_key=messages_key,
+            wrap_tool_call=wrap_tool_call,
+            awrap_tool_call=awrap_tool_call,
+        )
+        own = {t.name: t for t in native.values()}
+        self.orchestrator = _orchestrator(self._tools_by_name, own, orchestrator_options)
+        """The orchestrator that plans and runs each turn (its tools hand calls back here)."""
+        self.references = references
+        self._advertised = (
+            {n: _advertised(t, own.get(n)) for n, t in self._tools_by_name.items()}
+            if references
+            else self._tools_by_name
+        )
+        self._turns = Turns()
         self.last_result: BatchResult | None = None
-        """The ``BatchResult`` of the latest invocation, for inspection."""
+        """The ``BatchResult`` of the latest turn, for inspection."""
 
     @property
-    def name(self) -> str:  # type: ignore[override]
-        """The node's name in a graph."""
-        return "tools"
+    def tools_by_name(self) -> dict[str, BaseTool]:
+        """The tools as a model should see them (with ``references``, accepting references);
+        what runs are the tools given."""
+        return self._advertised
+
+    def __iter__(self) -> Any:
+        raise TypeError(
+            "a ToolweaveNode is not a list of tools. LangChain's create_agent takes a list: "
+            "create_agent(model, tools, middleware=[ToolweaveMiddleware()]) runs them through "
+            "toolweave."
+        )
 
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
-        """Run the tool calls (from synchronous code)."""
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(self.ainvoke(input, config, **kwargs))
-        raise UsageError("ToolweaveNode.invoke() inside a running event loop: use ainvoke()")
+        """Run the calls; outside a graph too (given an ``AIMessage`` or a list of messages),
+        and from synchronous code inside a running event loop."""
+        return super().invoke(input, config, **_outside_a_graph(config, kwargs))
 
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
-        """Run the tool calls."""
-        message, shape, goal = self._parse(input)
-        result = await self.orchestrator.run(unique_calls(_written(message)), goal=goal)
-        self.last_result = result
-        messages = [
-            ToolMessage(
-                content=to_text(r.output) if r.status == "ok" else f"Error: {to_text(r.error)}",
-                tool_call_id=r.call_id,
-                name=r.name,
-                status="success" if r.status == "ok" else "error",
-            )
-            for r in result.results
-        ]
-        return messages if shape == "list" else {self.messages_key: messages}
+        """Run the calls (see ``invoke``)."""
+        return await super().ainvoke(input, config, **_outside_a_graph(config, kwargs))
 
-    def _parse(self, input: Any) -> tuple[AIMessage, str, str | None]:
-        """The AI message to run, the output shape, and the user's latest request."""
-        if isinstance(input, AIMessage):
-            return input, "list", None
-        if isinstance(input, list):
-            messages, shape = input, "list"
-        elif isinstance(input, Mapping):
-            messages, shape = list(input.get(self.messages_key) or []), "dict"
-        else:
-            messages, shape = list(getattr(input, self.messages_key, []) or []), "dict"
-        ai = next((m for m in reversed(messages) if isinstance(m, AIMessage)), None)
-        if ai is None:
-            raise ValueError("ToolweaveNode needs an AIMessage with tool_calls in its input")
-        human = next((m for m in reversed(messages) if isinstance(m, HumanMessage)), None)
-        return ai, shape, str(human.content) if human is not None else None
+    def _func(self, input: Any, config: RunnableConfig, runtime: Runtime | None = None) -> Any:
+        input = [input] if isinstance(input, AIMessage) else input
+        calls, input_type = self._parse_input(input)
+        alone = input_type == "tool_calls" and len(calls) == 1
+        calls, refused = (calls, {}) if alone else _checked(calls)
+        runtimes = self._runtimes(input, calls, config, runtime)
+        turn = self._turn(input, calls, runtimes, alone, refused, saved(config) if alone else None)
+        with get_executor_for_config(config) as executor:
+            futures = [
+                executor.submit(
+                    turn.attend_sync,
+                    call,
+                    functools.partial(self._run_call, input_type=input_type, runtime=rt),
+                    functools.partial(self._arun_call, input_type=input_type, runtime=rt)
+                    if _async_only(self._tools_by_name.get(call["name"]))
+                    else None,
+                )
+                for call, rt in zip(calls, runtimes, strict=True)
+                if call["id"] not in refused
+            ]
+            outcomes = iter([_settled(f) for f in futures])
+        answers = [refused.get(str(c["id"])) or next(outcomes) for c in calls]
+        return self._finish(turn, input, input_type, answers)
+
+    async def _afunc(
+        self, input: Any, config: RunnableConfig, runtime: Runtime | None = None
+    ) -> Any:
+        input = [input] if isinstance(input, AIMessage) else input
+        calls, input_type = self._parse_input(input)
+        alone = input_type == "tool_calls" and len(calls) == 1
+        calls, refused = (calls, {}) if alone else _checked(calls)
+        runtimes = self._runtimes(input, calls, config, runtime)
+        answered = await asaved(config) if alone else None
+        turn = self._turn(input, calls, runtimes, alone, refused, answered)
+        runs = [
+            functools.partial(self._arun_call, input_type=input_type, runtime=rt) for rt in runtimes
+        ]
+        outcomes = iter(
+            await asyncio.gather(
+                *(
+                    turn.attend(call, run)
+                    for call, run in zip(calls, runs, strict=True)
+                    if call["id"] not in refused
+                ),
+                return_exceptions=True,
+            )
+        )
+        answers = [refused.get(str(c["id"])) or next(outcomes) for c in calls]
+        return self._finish(turn, input, input_type, answers)
+
+    def _runtimes(
+        self, input: Any, calls: list[Any], config: RunnableConfig, runtime: Runtime | None
+    ) -> list[ToolRuntime]:
+        """One ``ToolRuntime`` per call, as ``ToolNode`` builds them (outside a graph, where
+        ``ToolNode`` cannot be invoked, with an empty runtime)."""
+        runtime = runtime if runtime is not None else Runtime()
+        return [
+            ToolRuntime(
+                state=self._extract_state(input, cfg),  # type: ignore[arg-type]
+                tool_call_id=call["id"],
+                config=cfg,
+                context=runtime.context,
+                store=runtime.store,
+                stream_writer=runtime.stream_writer,
+                tools=list(self._tools_by_name.values()),
+                execution_info=runtime.execution_info,
+                server_info=runtime.server_info,
+            )
+            for call, cfg in zip(calls, get_config_list(config, len(calls)), strict=False)
+        ]
+
+    def _turn(
+        self,
+        input: Any,
+        calls: list[Any],
+        runtimes: list[Any],
+        alone: bool,
+        refused: Mapping[str, Any],
+        answered: dict[str, Any] | None,
+    ) -> Turn:
+        # One call sent on its own (create_react_agent, create_agent) belongs to the AI
+        # message in the state; otherwise the calls given are the whole turn.
+        return self._turns.join(
+            calls[0] if calls else {},
+            runtimes[0].state if runtimes else input,
+            runtimes[0].config if runtimes else None,
+            self.orchestrator,
+            self._messages_key,
+            calls=None if alone else [c for c in calls if c["id"] not in refused],
+            saved=answered,
+        )
+
+    def _finish(self, turn: Turn, input: Any, input_type: Any, outcomes: list[Any]) -> Any:
+        if turn.result is not None:
+            self.last_result = turn.result
+        interrupts = [o for o in outcomes if isinstance(o, GraphInterrupt)]
+        if interrupts:
+            raise GraphInterrupt(tuple(i for exc in interrupts for i in exc.args[0]))
+        for o in outcomes:
+            if isinstance(o, BaseException):
+                raise o
+        if input_type != "tool_calls":
+            outcomes = [*outcomes, *_invalid_answers(input, self._messages_key)]
+        return self._combine_tool_outputs(outcomes, input_type)
+
+    def _request(self, call: Any, runtime: ToolRuntime) -> ToolCallRequest:
+        if runtime.tool_call_id != call["id"]:  # run on behalf of a call whose task is late
+            runtime = dataclasses.replace(runtime, tool_call_id=call["id"])
+        return ToolCallRequest(
+            tool_call=call,
+            tool=self._tools_by_name.get(call["name"]),
+            state=runtime.state,
+            runtime=runtime,
+        )
+
+    async def _arun_call(self, call: Any, *, input_type: Any, runtime: ToolRuntime) -> Any:
+        """One call, as ``ToolNode`` runs it (its wrappers and error handling included)."""
+        request = self._request(call, runtime)
+        config = runtime.config
+        if self._awrap_tool_call is None and self._wrap_tool_call is None:
+            return await self._execute_tool_async(request, input_type, config)
+
+        async def execute(req: ToolCallRequest) -> Any:
+            return await self._execute_tool_async(req, input_type, config)
+
+        try:
+            if self._awrap_tool_call is not None:
+                return await self._awrap_tool_call(request, execute)
+            assert self._wrap_tool_call is not None
+            return self._wrap_tool_call(
+                request,
+                lambda req: self._execute_tool_sync(req, input_type, config),  # type: ignore[arg-type,return-value]
+            )
+        except GraphBubbleUp:
+            raise
+        except Exception as exc:
+            return self._wrapper_failed(request, exc)
+
+    def _run_call(self, call: Any, *, input_type: Any, runtime: ToolRuntime) -> Any:
+        """``_arun_call()`` for a thread. An async-only tool runs on a loop of its own here
+        (``ToolNode`` refuses it under ``invoke``)."""
+        request = self._request(call, runtime)
+        if _async_only(request.tool):
+            return asyncio.run(self._arun_call(call, input_type=input_type, runtime=runtime))
+        config = runtime.config
+        if self._wrap_tool_call is None:
+            return self._execute_tool_sync(request, input_type, config)
+        try:
+            return self._wrap_tool_call(
+                request,
+                lambda req: self._execute_tool_sync(req, input_type, config),  # type: ignore[arg-type,return-value]
+            )
+        except GraphBubbleUp:
+            raise
+        except Exception as exc:
+            return self._wrapper_failed(request, exc)
+
+    def _wrapper_failed(self, request: ToolCallRequest, exc: Exception) -> ToolMessage:
+        if not self._handle_tool_errors or is_invalid_resume(exc):
+            raise exc
+        return ToolMessage(
+            content=_handle_tool_error(exc, flag=self._handle_tool_errors),
+            name=request.tool_call["name"],
+            tool_call_id=request.tool_call["id"],
+            status="error",
+        )
+
+
+def _for_call(request: ToolCallRequest, call: dict[str, Any]) -> ToolCallRequest:
+    """``request`` for ``call``: its own arguments, or (run on behalf of a call whose task is
+    late) another call of the same turn, with that call's tool and id."""
+    if call["id"] == request.tool_call["id"]:
+        return request.override(tool_call=cast(ToolCall, call))
+    tools = getattr(request.runtime, "tools", None) or []
+    tool = next((t for t in tools if getattr(t, "name", None) == call["name"]), None)
+    runtime = request.runtime
+    if isinstance(runtime, ToolRuntime):
+        runtime = dataclasses.replace(runtime, tool_call_id=call["id"])
+    return dataclasses.replace(request, tool_call=cast(ToolCall, call), tool=tool, runtime=runtime)
+
+
+def _config(request: ToolCallRequest) -> Any:
+    return getattr(request.runtime, "config", None)
+
+
+def _async_only(tool: Any) -> bool:
+    return isinstance(tool, StructuredTool) and tool.func is None and tool.coroutine is not None
+
+
+def _outside_a_graph(config: RunnableConfig | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+    configurable = (config or {}).get("configurable") or {}
+    if "__pregel_runtime" not in configurable:
+        kwargs.setdefault("runtime", None)
+    return kwargs
+
+
+def _checked(calls: list[Any]) -> tuple[list[Any], dict[str, ToolMessage]]:
+    """The calls of a whole message with usable ids (``call_{i}`` for a missing one), and an
+    error answer for each that cannot run as written (a repeated id, no name)."""
+    checked = unique_calls([Written(c.get("id"), c.get("name"), c.get("args")) for c in calls])
+    out = [{**c, "id": k.id, "name": k.name} for c, k in zip(calls, checked, strict=True)]
+    refused = {
+        k.id: ToolMessage(
+            content=f"Error: call '{k.id}' ({k.name}): {k.error}",
+            tool_call_id=k.id,
+            name=k.name,
+            status="error",
+        )
+        for k in checked
+        if k.error
+    }
+    return out, refused
+
+
+def _settled(future: Any) -> Any:
+    try:
+        return future.result()
+    except BaseException as exc:  # collected like asyncio.gather(return_exceptions=True)
+        return exc
+
+
+def _invalid_answers(input: Any, key: str) -> list[ToolMessage]:
+    """Answers to the AI message's ``invalid_tool_calls`` (LangGraph's ToolNode leaves them
+    unanswered, and the next model request then fails on a call without an answer)."""
+    if isinstance(input, list):
+        messages = input
+    elif isinstance(input, Mapping):
+        messages = input.get(key) or []
+    else:
+        messages = getattr(input, key, None) or []
+    ai = next((m for m in reversed(messages) if isinstance(m, AIMessage)), None)
+    if ai is None or not ai.invalid_tool_calls:
+        return []
+    calls = unique_calls(_written(ai))
+    bad_json = (
+        "arguments are not valid JSON, so it was not run. Send it again with its arguments "
+        "as one JSON object."
+    )
+    return [
+        ToolMessage(
+            content=f"Error: call '{c.id}' ({c.name}): {c.error or bad_json}",
+            tool_call_id=c.id,
+            name=c.name,
+            status="error",
+        )
+        for c in calls[len(ai.tool_calls) :]
+    ]
 
 
 def _written(message: AIMessage) -> list[Written]:
@@ -221,6 +545,177 @@ def _written(message: AIMessage) -> list[Written]:
             )
         out.append(Written(bad.get("id"), bad.get("name"), args, problem))
     return out
+
+
+def _options_of(orchestrator: Orchestrator) -> dict[str, Any]:
+    return {
+        "max_concurrency": orchestrator.max_concurrency,
+        "strategy": orchestrator.strategy,
+        "decider": orchestrator.decider,
+        "decide_on": orchestrator.decide_on,
+        "decider_timeout": orchestrator.decider_timeout,
+        "decision_output_chars": orchestrator.decision_output_chars,
+        "tracer_provider": orchestrator.tracer_provider,
+        "workflow_name": orchestrator.workflow_name,
+        "trace_content": orchestrator.trace_content,
+        "middleware": list(orchestrator.middleware),
+    }
+
+
+class _AnyArguments(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+def _stand_in(name: str, description: str, schema: dict[str, Any], own: Tool | None) -> Tool:
+    """The batch's tool for a LangChain tool: validation is left to LangChain (so errors read
+    as they do with ToolNode) and the call runs in its own task (``_turns.dispatch``). A
+    toolweave tool's own middleware, timeout and retries wrap that."""
+
+    def never(**_: Any) -> None:  # pragma: no cover - dispatch answers before the tool
+        raise AssertionError("toolweave: a LangGraph stand-in tool was called")
+
+    chain: list[Any] = [dispatch]
+    if own is not None:
+        chain = [
+            *own.middleware,
+            *policies.standard(
+                timeout=own.timeout, retries=own.retries, wait=own.retry_wait, on=own.retry_on
+            ),
+            dispatch,
+        ]
+    return Tool(
+        name=name, description=description, fn=never, args_schema=_AnyArguments,
+        json_schema=schema, middleware=tuple(chain),
+    )  # fmt: skip
+
+
+def _orchestrator(
+    tools: Mapping[str, BaseTool], own: Mapping[str, Tool], options: dict[str, Any]
+) -> Orchestrator:
+    options = dict(options)
+    user = list(check_middleware(options.pop("middleware", ()), "ToolweaveNode"))
+    stand_ins = [
+        _stand_in(n, t.description or "", _schema_of(t), own.get(n)) for n, t in tools.items()
+    ]
+    return Orchestrator(stand_ins, middleware=[announce, *user], **options)
+
+
+def _schema_of(t: BaseTool) -> dict[str, Any]:
+    schema = t.tool_call_schema
+    if isinstance(schema, type) and issubclass(schema, BaseModel):
+        return schema.model_json_schema()
+    return dict(schema) if isinstance(schema, Mapping) else {"type": "object", "properties": {}}
+
+
+def _advertised(t: BaseTool, own: Tool | None) -> BaseTool:
+    """``t`` as a model should see it: every non-string parameter also takes a reference."""
+    schema = accept_references(own.parameters if own is not None else _schema_of(t))
+
+    async def arun(**kwargs: Any) -> Any:
+        return await t.ainvoke(kwargs)
+
+    def run(**kwargs: Any) -> Any:
+        return t.invoke(kwargs)
+
+    return StructuredTool.from_function(
+        func=run,
+        coroutine=arun,
+        name=t.name,
+        description=describe_references(t.description or ""),
+        args_schema=schema,
+    )
+
+
+class ToolweaveMiddleware(AgentMiddleware[Any, Any]):
+    """LangChain v1 agent middleware that runs the agent's tool calls through toolweave:
+    ``create_agent(model, tools, middleware=[ToolweaveMiddleware()])``.
+
+    The calls of one model turn run as one batch (references between them, dependency order,
+    ``max_concurrency``, a decider, middleware, traces), each still executed by the agent's
+    own tool node in its own task, so injected arguments, ``Command`` returns, ``interrupt()``
+    and the agent's other middleware behave as without it. ``orchestrator_options`` are
+    ``Orchestrator``'s. With ``references`` (the default) the tools the model is given accept
+    a ``"${...}"`` reference in every non-string parameter and say so.
+    """
+
+    def __init__(self, *, references: bool = True, **orchestrator_options: Any) -> None:
+        super().__init__()
+        self.references = references
+        self._options = dict(orchestrator_options)
+        user = check_middleware(self._options.pop("middleware", ()), "ToolweaveMiddleware")
+        self._options["middleware"] = list(user)
+        Orchestrator([], **self._options)  # a mistake in the options is told here
+        self._turns = Turns()
+        self._orchestrators: dict[tuple[int, ...], tuple[Orchestrator, list[Any]]] = {}
+        self._advertised: dict[int, tuple[BaseTool, BaseTool]] = {}
+        self.last_result: BatchResult | None = None
+        """The ``BatchResult`` of the latest turn, for inspection."""
+
+    def _orchestrator(self, tools: Sequence[Any]) -> Orchestrator:
+        table = {t.name: t for t in tools if isinstance(t, BaseTool)}
+        key = tuple(id(t) for t in table.values())
+        found = self._orchestrators.get(key)
+        if found is None:
+            found = (_orchestrator(table, {}, self._options), list(table.values()))
+            self._orchestrators[key] = found  # the tools are kept so their ids stay theirs
+        return found[0]
+
+    def _turn(self, request: ToolCallRequest, answered: dict[str, Any]) -> Turn:
+        tools = list(getattr(request.runtime, "tools", None) or [])
+        if request.tool is not None and all(t is not request.tool for t in tools):
+            tools.append(request.tool)
+        return self._turns.join(
+            request.tool_call,
+            request.state,
+            _config(request),
+            self._orchestrator(tools),
+            saved=answered,
+        )
+
+    def wrap_tool_call(self, request: ToolCallRequest, handler: Callable[..., Any]) -> Any:
+        """Run the call when its batch says so, through the rest of the agent's chain."""
+        turn = self._turn(request, saved(_config(request)))
+        try:
+            return turn.attend_sync(
+                request.tool_call, lambda call: handler(_for_call(request, call))
+            )
+        finally:
+            self.last_result = turn.result or self.last_result
+
+    async def awrap_tool_call(self, request: ToolCallRequest, handler: Callable[..., Any]) -> Any:
+        """``wrap_tool_call()`` for an agent run with ``ainvoke``/``astream``."""
+        turn = self._turn(request, await asaved(_config(request)))
+
+        async def run(call: dict[str, Any]) -> Any:
+            return await handler(_for_call(request, call))
+
+        try:
+            return await turn.attend(request.tool_call, run)
+        finally:
+            self.last_result = turn.result or self.last_result
+
+    def _advertise(self, request: ModelRequest) -> ModelRequest:
+        if not self.references:
+            return request
+        tools: list[Any] = []
+        for t in request.tools:
+            if not isinstance(t, BaseTool):
+                tools.append(t)
+                continue
+            cached = self._advertised.get(id(t))
+            if cached is None or cached[0] is not t:
+                cached = (t, _advertised(t, None))
+                self._advertised[id(t)] = cached
+            tools.append(cached[1])
+        return request.override(tools=tools)
+
+    def wrap_model_call(self, request: ModelRequest, handler: Callable[..., Any]) -> Any:
+        """Give the model the tools with references accepted (``references=True``)."""
+        return handler(self._advertise(request))
+
+    async def awrap_model_call(self, request: ModelRequest, handler: Callable[..., Any]) -> Any:
+        """``wrap_model_call()`` for an agent run with ``ainvoke``/``astream``."""
+        return await handler(self._advertise(request))
 
 
 class LangChainDecider:

@@ -18,6 +18,7 @@ from toolweave import BatchResult, CallResult, Orchestrator, Tool, ToolCall, Usa
 from toolweave._json_schemas import subschemas
 from toolweave.telemetry._values import safe_str, to_text
 
+from ._advertise import accept_references, describe_references, reference_instructions
 from ._calls import CallIds, Written, one_call, unique_calls
 
 __all__ = [
@@ -33,22 +34,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("toolweave")
-
-_REFERENCE_HINT = (
-    'Or a reference "${N.path}" to the output of call N (its id or 1-based position) of this '
-    "same batch."
-)
-
-
-def reference_instructions() -> str:
-    """A system-prompt paragraph that teaches a model toolweave's reference syntax."""
-    return (
-        "You may call several tools at once. When one call needs the output of another call in "
-        'the same batch, write a reference instead of the value: "${N}" is the whole output of '
-        'call N, "${N.field[0].name}" a value inside it, where N is that call\'s id or its '
-        "1-based position in your list of calls. The calls then run in the right order. "
-        'Example: call 1 search(query="graph scheduling"), call 2 fetch(url="${1.hits[0].url}").'
-    )
 
 
 def openai_tools(
@@ -79,9 +64,7 @@ def openai_tools(
         schema, is_strict = _parameters(t, references=references, strict=strict)
         description = t.description
         if references:
-            description = (description + "\n\n" if description else "") + (
-                "Arguments may refer to earlier calls of this batch: " + _REFERENCE_HINT
-            )
+            description = describe_references(description)
         if api == "chat":
             out.append(
                 {
@@ -122,9 +105,7 @@ def _parameters(tool: Tool, *, references: bool, strict: bool) -> tuple[dict[str
     if strict and problem is not None:
         logger.info("toolweave: tool '%s' goes out with strict: false: %s", tool.name, problem)
     if references:
-        for name, prop in schema.get("properties", {}).items():
-            if not _is_string(prop):
-                schema["properties"][name] = {"anyOf": [prop, {"type": "string"}]}
+        schema = accept_references(schema)
     return schema, strict and problem is None
 
 
@@ -285,11 +266,6 @@ def _free_form(node: Any, defs: Mapping[str, Any]) -> str | None:
         if found:
             return found
     return None
-
-
-def _is_string(schema: dict[str, Any]) -> bool:
-    kind = schema.get("type")
-    return kind == "string" or (isinstance(kind, list) and "string" in kind)
 
 
 # ------------------------------------------------------------------ model output -> calls

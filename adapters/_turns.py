@@ -1,0 +1,745 @@
+"""One model turn as one toolweave batch, when LangGraph runs each of its calls in a task of
+its own.
+
+LangGraph's prebuilt agents send every tool call of an AI message to the tool node separately
+(one ``Send`` per call), so no single task ever holds the whole batch. A ``Turn`` gathers them:
+the first call to arrive starts a toolweave batch over all the calls of its AI message, and
+each call's own task waits for the batch to hand it its resolved arguments, then runs its tool
+itself, in its own task. Running in its own task is what keeps LangGraph's semantics whole:
+``interrupt()`` pauses that call's task and resumes it, its writes are its own, a finished
+call's writes survive another call's interrupt.
+
+The batch's tools are stand-ins: the innermost middleware (``_dispatch``) gives the call to
+its task instead of calling a function, and the outermost (``_announce``) hands the task its
+final answer as soon as the chain ends. Calls the batch never starts (a bad reference, a failed
+dependency, a decider's stop) are answered when the batch ends, from its results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import json
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langgraph.errors import GraphBubbleUp, GraphInterrupt
+from langgraph.types import Command
+
+from toolweave import BatchResult, CallRequest, Orchestrator, SkipCall, ToolCall
+from toolweave.telemetry._values import to_text
+
+__all__ = ["Outcome", "Turn", "Turns", "announce", "asaved", "dispatch", "output_of", "saved"]
+
+logger = logging.getLogger("toolweave")
+
+Outcome = Any
+"""What ToolNode makes of one call: a ``ToolMessage``, a ``Command``, or a list of them."""
+
+_TURN: contextvars.ContextVar[Turn] = contextvars.ContextVar("toolweave_langgraph_turn")
+
+ARRIVAL_GRACE = 1.0
+"""Seconds the batch waits for a call's own task before running the call itself. Tasks of one
+step normally arrive together; a thread pool smaller than the batch can hold some back while
+the tasks it runs wait for them, and this breaks that deadlock."""
+
+
+def output_of(outcome: Outcome, call_id: str) -> Any:
+    """The value a reference to a call reads: its ``ToolMessage`` content, parsed when it is
+    JSON text (LangChain sends dicts and lists to the model as JSON)."""
+    message = _message_for(outcome, call_id)
+    if message is None:
+        return None
+    content = message.content
+    if isinstance(content, str):
+        try:
+            return json.loads(content)
+        except ValueError:
+            return content
+    return content
+
+
+def failed(outcome: Outcome, call_id: str) -> bool:
+    message = _message_for(outcome, call_id)
+    return message is not None and message.status == "error"
+
+
+def _message_for(outcome: Any, call_id: str) -> ToolMessage | None:
+    if isinstance(outcome, ToolMessage):
+        return outcome if outcome.tool_call_id == call_id else None
+    if isinstance(outcome, Command):
+        return _message_for(outcome.update, call_id)
+    if isinstance(outcome, Mapping):
+        return next((m for v in outcome.values() if (m := _message_for(v, call_id))), None)
+    if isinstance(outcome, list | tuple):
+        return next((m for v in outcome if (m := _message_for(v, call_id))), None)
+    return None
+
+
+# ------------------------------------------------------------------ what a call's task hears
+
+
+@dataclass
+class _Go:
+    """Run the call with these arguments and report to ``report``."""
+
+    arguments: dict[str, Any]
+    report: concurrent.futures.Future[_Report]
+
+
+@dataclass
+class _Cancel:
+    report: concurrent.futures.Future[_Report]
+
+
+@dataclass
+class _Final:
+    """The call's answer: the outcome of its last run, a message, an exception, or hold (a
+    dependency is waiting for a human, so this call runs when the graph resumes)."""
+
+    kind: Literal["last", "message", "raise", "hold", "delegate"]
+    message: ToolMessage | None = None
+    error: BaseException | None = None
+
+
+@dataclass
+class _Report:
+    kind: Literal["ok", "error_message", "raised", "interrupted"]
+    outcome: Outcome = None
+    error: BaseException | None = None
+
+
+class _Mailbox:
+    """A queue that a thread or an event loop can wait on."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: list[Any] = []
+        self._waiter: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+    def put(self, item: Any) -> None:
+        with self._lock:
+            self._items.append(item)
+            if not self._waiter.done():
+                self._waiter.set_result(None)
+
+    def _take(self) -> tuple[bool, Any, concurrent.futures.Future[None]]:
+        with self._lock:
+            if self._items:
+                return True, self._items.pop(0), self._waiter
+            if self._waiter.done():
+                self._waiter = concurrent.futures.Future()
+            return False, None, self._waiter
+
+    def get(self) -> Any:
+        while True:
+            ok, item, waiter = self._take()
+            if ok:
+                return item
+            waiter.result()
+
+    async def aget(self) -> Any:
+        while True:
+            ok, item, waiter = self._take()
+            if ok:
+                return item
+            await asyncio.wrap_future(waiter)
+
+
+@dataclass(eq=False)
+class _Member:
+    call: dict[str, Any]
+    known: Outcome = None
+    """Its outcome from before (an answer in the state, a run before an interrupt)."""
+    arrived: concurrent.futures.Future[tuple[Callable[[dict[str, Any]], Any], bool]] = field(
+        default_factory=concurrent.futures.Future
+    )
+    """Set when the call's task arrives, to how that task runs a call and whether it is a
+    thread's (for a call run on another's behalf)."""
+    mailbox: _Mailbox = field(default_factory=_Mailbox)
+    settled: bool = False
+    finished: Outcome = None
+    """Its outcome in this turn, kept in case another call interrupts the turn."""
+    stolen: concurrent.futures.Future[Outcome] | None = None
+    interrupted: bool = False
+
+    @property
+    def id(self) -> str:
+        return str(self.call["id"])
+
+
+# ------------------------------------------------------------------ the turn
+
+
+class Turn:
+    """The calls of one AI message, run as one toolweave batch by their own tasks."""
+
+    def __init__(
+        self,
+        turns: Turns,
+        key: Any,
+        calls: Sequence[Mapping[str, Any]],
+        known: Mapping[str, Outcome],
+        goal: str | None,
+        orchestrator: Orchestrator,
+    ) -> None:
+        self._turns = turns
+        self.key = key
+        self.members = {str(c["id"]): _Member(dict(c), known.get(str(c["id"]))) for c in calls}
+        self.goal = goal
+        self.orchestrator = orchestrator
+        self._lock = threading.Lock()
+        self._started = False
+        self._runner: Any = None
+        self.result: BatchResult | None = None
+
+    # --------------------------------------------------------------- the call's own task
+
+    async def attend(
+        self, call: Mapping[str, Any], run: Callable[[dict[str, Any]], Awaitable[Outcome]]
+    ) -> Outcome:
+        """Run one call in the calling task, when the batch says so; return its outcome."""
+        member = self.members[str(call["id"])]
+        if member.known is not None:
+            return member.known
+        self._arrive(member, lambda c: run(c), threaded=False)
+        try:
+            return await self._attend(member, run)
+        except asyncio.CancelledError:
+            self._abandon()  # the step is being cancelled: so is the rest of its batch
+            raise
+
+    async def _attend(
+        self, member: _Member, run: Callable[[dict[str, Any]], Awaitable[Outcome]]
+    ) -> Outcome:
+        last: Outcome = None
+        failure: BaseException | None = None
+        while True:
+            item = await member.mailbox.aget()
+            if isinstance(item, _Go):
+                job = asyncio.ensure_future(run(self._with_arguments(member, item.arguments)))
+                try:
+                    last, failure = await self._watch(member, job, item.report)
+                except asyncio.CancelledError:
+                    job.cancel()
+                    item.report.cancel()
+                    raise
+            elif isinstance(item, _Final):
+                if item.kind == "delegate":
+                    return await run(member.call)
+                if item.kind == "last" and member.stolen is not None:
+                    return await asyncio.wrap_future(member.stolen)
+                return _resolve(item, last, failure)
+
+    def attend_sync(
+        self,
+        call: Mapping[str, Any],
+        run: Callable[[dict[str, Any]], Outcome],
+        arun: Callable[[dict[str, Any]], Awaitable[Outcome]] | None = None,
+    ) -> Outcome:
+        """``attend()`` for a call whose task is a thread (``graph.invoke``). ``arun``, for
+        an async tool, runs it on a loop of this thread's, where a timeout can cancel it."""
+        member = self.members[str(call["id"])]
+        if member.known is not None:
+            return member.known
+        self._arrive(member, run, threaded=True)
+        last: Outcome = None
+        failure: BaseException | None = None
+        while True:
+            item = member.mailbox.get()
+            if isinstance(item, _Go):
+                if item.report.done():  # the batch gave up on it (a timeout) before it began
+                    continue
+                if arun is not None:
+                    last, failure = asyncio.run(self._run_watched(member, arun, item))
+                    continue
+                try:
+                    last = run(self._with_arguments(member, item.arguments))
+                    failure = None
+                except GraphBubbleUp:
+                    self._interrupted(member, item.report)
+                    raise
+                except Exception as exc:  # ToolNode lets it through: report, await the verdict
+                    last, failure = None, exc
+                    _set(item.report, _Report("raised", error=exc))
+                else:
+                    member.finished = last
+                    _set(item.report, _ok(last, member.id))
+            elif isinstance(item, _Final):
+                if item.kind == "delegate":
+                    return run(member.call)
+                if item.kind == "last" and member.stolen is not None:
+                    return member.stolen.result()
+                return _resolve(item, last, failure)
+
+    async def _run_watched(
+        self,
+        member: _Member,
+        arun: Callable[[dict[str, Any]], Awaitable[Outcome]],
+        go: _Go,
+    ) -> tuple[Outcome, BaseException | None]:
+        job = asyncio.ensure_future(arun(self._with_arguments(member, go.arguments)))
+        return await self._watch(member, job, go.report)
+
+    async def _watch(
+        self,
+        member: _Member,
+        job: asyncio.Future[Outcome],
+        report: concurrent.futures.Future[_Report],
+    ) -> tuple[Outcome, BaseException | None]:
+        """Wait for a run, or for the batch to cancel it (a timeout around the call)."""
+        cancelled = asyncio.wrap_future(_cancel_signal(member, report))
+        try:
+            await asyncio.wait({job, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            cancelled.cancel()
+        if not job.done():
+            job.cancel()
+            await asyncio.wait({job})
+            return None, None
+        if job.cancelled():
+            return None, None
+        exc = job.exception()
+        if isinstance(exc, GraphBubbleUp):
+            self._interrupted(member, report)
+            raise exc
+        if exc is not None:
+            if not isinstance(exc, Exception):
+                _set(report, _Report("raised", error=exc))
+                raise exc
+            _set(report, _Report("raised", error=exc))
+            return None, exc
+        outcome = job.result()
+        member.finished = outcome
+        _set(report, _ok(outcome, member.id))
+        return outcome, None
+
+    def _abandon(self) -> None:
+        runner = self._runner
+        if isinstance(runner, asyncio.Task) and not runner.done():
+            runner.cancel()
+
+    def _interrupted(self, member: _Member, report: concurrent.futures.Future[_Report]) -> None:
+        member.interrupted = True
+        _set(report, _Report("interrupted"))
+
+    def _with_arguments(self, member: _Member, arguments: dict[str, Any]) -> dict[str, Any]:
+        return {**member.call, "args": arguments}
+
+    def _arrive(
+        self, member: _Member, run: Callable[[dict[str, Any]], Any], threaded: bool
+    ) -> None:
+        logger.debug("toolweave: LangGraph call %r arrived at turn %x", member.id, id(self))
+        if not member.arrived.done():
+            member.arrived.set_result((run, threaded))
+        with self._lock:
+            start, self._started = not self._started, True
+        if start:
+            self._start(threaded)
+
+    # --------------------------------------------------------------- the batch
+
+    def _start(self, threaded: bool) -> None:
+        context = contextvars.copy_context()
+        context.run(_TURN.set, self)
+        if threaded:
+            thread = threading.Thread(
+                target=context.run, args=(asyncio.run, self._drive()), daemon=True,
+                name="toolweave-langgraph-turn",
+            )  # fmt: skip
+            thread.start()
+            self._runner = thread
+        else:
+            task = asyncio.get_running_loop().create_task(self._drive(), context=context)
+            task.add_done_callback(_read_outcome)
+            self._runner = task
+
+    async def _drive(self) -> None:
+        calls = [
+            ToolCall(id=m.id, name=str(m.call.get("name") or "(no name)"), arguments=_args(m))
+            for m in self.members.values()
+        ]
+        try:
+            self.result = await self.orchestrator.run(calls, goal=self.goal)
+        except BaseException as exc:
+            logger.warning("toolweave: a LangGraph turn's batch failed: %s", type(exc).__name__)
+            self._turns.finished(self)
+            for m in self.members.values():
+                self._settle(m, _Final("message", message=_error(m, to_text(exc, 2000))))
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            self._turns.finished(self)  # before any task hears: a resume must find the memo
+            self._settle_rest(self.result)
+
+    def _settle_rest(self, result: BatchResult) -> None:
+        """Answer every call the batch did not run to the end itself."""
+        held = {m.id for m in self.members.values() if m.interrupted}
+        by_id = {r.call_id: r for r in result.results}
+        for r in result.results:  # results follow the model's order; dependencies come first
+            if r.call_id not in held and any(d in held for d in r.depends_on):
+                held.add(r.call_id)
+        for m in self.members.values():
+            r = by_id[m.id]
+            if m.id in held and not m.interrupted:
+                self._settle(m, _Final("hold"))
+            elif r.error_type == "unknown_tool":
+                self._settle(m, _Final("delegate"))  # ToolNode's own answer, or a dynamic tool
+            elif r.status != "ok":
+                self._settle(m, _Final("message", message=_error(m, r.error or r.status)))
+            else:
+                self._settle(m, _Final("last"))
+
+    def _settle(self, member: _Member, final: _Final) -> None:
+        if member.settled or member.known is not None:
+            return
+        logger.debug("toolweave: LangGraph call %r answered: %s", member.id, final.kind)
+        member.settled = True
+        member.mailbox.put(final)
+
+    async def announce(self, request: CallRequest, call_next: Any) -> Any:
+        """Outermost middleware: a call answered before goes no further; a call's task gets
+        its answer as soon as the chain has one."""
+        member = self.members[request.call.id]
+        if member.known is not None:
+            if failed(member.known, member.id):
+                raise SkipCall("it was answered with an error before")
+            return output_of(member.known, member.id)
+        try:
+            value = await call_next(request)
+        except _ErrorMessage as exc:
+            self._settle(member, _Final("message", message=exc.message))
+            raise
+        except _Raised as exc:
+            self._settle(member, _Final("raise", error=exc.error))
+            raise
+        self._settle(member, _Final("last"))
+        return value
+
+    async def dispatch(self, request: CallRequest, call_next: Any) -> Any:
+        """Innermost middleware: the call runs in its own task, with these arguments."""
+        member = self.members[request.call.id]
+        if member.interrupted:
+            raise SkipCall("it is waiting for a human answer")
+        if member.stolen is not None:
+            return self._value(member, _ok(await asyncio.wrap_future(member.stolen), member.id))
+        arrived = asyncio.wrap_future(member.arrived)
+        try:
+            await asyncio.wait_for(asyncio.shield(arrived), ARRIVAL_GRACE)
+        except TimeoutError:
+            logger.debug("toolweave: LangGraph call %r did not come; running it here", member.id)
+            return await self._steal(member, dict(request.arguments))
+        return await self.dispatch_to_task(member, dict(request.arguments))
+
+    async def dispatch_to_task(self, member: _Member, arguments: dict[str, Any]) -> Any:
+        report: concurrent.futures.Future[_Report] = concurrent.futures.Future()
+        member.mailbox.put(_Go(arguments, report))
+        try:
+            got = await asyncio.wrap_future(report)
+        except asyncio.CancelledError:
+            member.mailbox.put(_Cancel(report))
+            raise
+        return self._value(member, got)
+
+    def _value(self, member: _Member, report: _Report) -> Any:
+        if report.kind == "ok":
+            return output_of(report.outcome, member.id)
+        if report.kind == "error_message":
+            raise _ErrorMessage(report.outcome)
+        if report.kind == "interrupted":
+            raise SkipCall("it is waiting for a human answer (interrupt)")
+        assert report.error is not None
+        raise _Raised(report.error)
+
+    async def _steal(self, member: _Member, arguments: dict[str, Any]) -> Any:
+        """Run a call whose task has not come, with the means of a task that has."""
+        runner, threaded = next(
+            (m.arrived.result() for m in self.members.values() if m.arrived.done()),
+            (None, False),
+        )
+        if runner is None:  # nothing to run it with: its own task must come
+            await asyncio.wrap_future(member.arrived)
+            return await self.dispatch_to_task(member, arguments)
+        stolen: concurrent.futures.Future[Outcome] = concurrent.futures.Future()
+        member.stolen = stolen
+        call = self._with_arguments(member, arguments)
+        try:
+            if threaded:
+                outcome = await asyncio.to_thread(runner, call)
+            else:
+                outcome = await runner(call)
+        except GraphBubbleUp:
+            member.stolen = None
+            member.interrupted = True
+            raise SkipCall("it asked for a human answer outside its own task") from None
+        except Exception as exc:
+            stolen.set_exception(exc)
+            raise _Raised(exc) from exc
+        stolen.set_result(outcome)
+        member.finished = outcome
+        return self._value(member, _ok(outcome, member.id))
+
+
+class _ErrorMessage(Exception):
+    """ToolNode answered the call with an error message (a handled error)."""
+
+    def __init__(self, message: Any) -> None:
+        super().__init__(to_text(getattr(_first_message(message), "content", message), 2000))
+        self.message = _first_message(message)
+
+
+class _Raised(Exception):
+    """ToolNode let the tool's exception through; the graph raises it as ToolNode would."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(f"{type(error).__name__}: {to_text(error, 2000)}")
+        self.error = error
+
+
+def _read_outcome(task: asyncio.Task[None]) -> None:
+    """Read a finished batch task's outcome, so asyncio never reports it as unretrieved (its
+    calls were answered already)."""
+    if not task.cancelled() and task.exception() is not None:
+        logger.debug("toolweave: a LangGraph turn ended with %s", type(task.exception()).__name__)
+
+
+def _first_message(outcome: Any) -> ToolMessage | None:
+    if isinstance(outcome, ToolMessage):
+        return outcome
+    if isinstance(outcome, list) and outcome:
+        return next((m for m in outcome if isinstance(m, ToolMessage)), None)
+    return None
+
+
+def _ok(outcome: Outcome, call_id: str) -> _Report:
+    if failed(outcome, call_id):
+        return _Report("error_message", outcome=outcome)
+    return _Report("ok", outcome=outcome)
+
+
+def _set(report: concurrent.futures.Future[_Report], value: _Report) -> None:
+    if not report.done():
+        report.set_result(value)
+
+
+def _cancel_signal(
+    member: _Member, report: concurrent.futures.Future[_Report]
+) -> concurrent.futures.Future[None]:
+    """Done when the batch gives up on this run (its ``report`` is cancelled)."""
+    signal: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+    def done(f: concurrent.futures.Future[_Report]) -> None:
+        if f.cancelled() and not signal.done():
+            signal.set_result(None)
+
+    report.add_done_callback(done)
+    return signal
+
+
+def _resolve(final: _Final, last: Outcome, failure: BaseException | None) -> Outcome:
+    if final.kind == "hold":
+        raise GraphInterrupt(())  # no interrupt of its own: it runs again when the graph resumes
+    if final.kind == "raise":
+        raise final.error if final.error is not None else RuntimeError("tool failed")
+    if final.kind == "message":
+        return final.message
+    if failure is not None:
+        raise failure
+    return last
+
+
+def _error(member: _Member, text: str) -> ToolMessage:
+    return ToolMessage(
+        content=f"Error: {text}",
+        tool_call_id=member.id,
+        name=member.call.get("name"),
+        status="error",
+    )
+
+
+def _args(member: _Member) -> Any:
+    args = member.call.get("args")
+    return args if isinstance(args, dict) else {}
+
+
+async def announce(request: CallRequest, call_next: Any) -> Any:
+    """The batch's outermost middleware (see ``Turn.announce``)."""
+    return await _TURN.get().announce(request, call_next)
+
+
+async def dispatch(request: CallRequest, call_next: Any) -> Any:
+    """The batch's innermost middleware (see ``Turn.dispatch``)."""
+    return await _TURN.get().dispatch(request, call_next)
+
+
+# ------------------------------------------------------------------ finding a call's turn
+
+
+class Turns:
+    """The turns in progress for one tool node or middleware, and what calls of interrupted
+    turns returned, so that resuming does not run them again."""
+
+    def __init__(self, memory: int = 256) -> None:
+        self._lock = threading.Lock()
+        self._open: dict[Any, Turn] = {}
+        self._closed: OrderedDict[Any, Turn] = OrderedDict()
+        self._memo: OrderedDict[Any, dict[str, Outcome]] = OrderedDict()
+        self._memory = memory
+
+    def join(
+        self,
+        call: Mapping[str, Any],
+        state: Any,
+        config: Mapping[str, Any] | None,
+        orchestrator: Orchestrator,
+        messages_key: str = "messages",
+        calls: Sequence[Mapping[str, Any]] | None = None,
+        saved: Mapping[str, Outcome] | None = None,
+    ) -> Turn:
+        """The turn of ``call``: the one under way for its AI message, or a new one.
+
+        ``calls`` are the turn's calls when the caller has them all (a node given a whole
+        message); otherwise they are the AI message's in ``state`` that has ``call``.
+        ``saved`` are answers the checkpointer holds from before an interrupt (``saved()``).
+        """
+        messages = _messages(state, messages_key)
+        if calls is None:
+            ai = next((m for m in reversed(messages) if _has_call(m, call.get("id"))), None)
+            calls = list(ai.tool_calls) if ai is not None else [call]
+        ids = tuple(str(c.get("id")) for c in calls)
+        key = (_step(config), ids)
+        resuming = bool(((config or {}).get("configurable") or {}).get("__pregel_resuming"))
+        with self._lock:
+            turn = self._open.get(key)
+            if turn is not None:
+                return turn
+            turn = self._closed.get(key)
+            late = turn.members.get(str(call.get("id"))) if turn is not None else None
+            waiting = late is not None and not late.arrived.done() and late.known is None
+            if turn is not None and waiting and not resuming:
+                return turn  # its task came after the batch ended: its answer waits there
+            known: dict[str, Outcome] = {
+                m.tool_call_id: m
+                for m in messages
+                if isinstance(m, ToolMessage) and m.tool_call_id in ids
+            }  # answered in an earlier step (create_agent sends only the calls still open)
+            known.update(saved or {})
+            known.pop(str(call.get("id")), None)  # but the call sent here is to run
+            known.update(self._memo.get(key, {}))
+            turn = Turn(self, key, calls, known, _goal(messages), orchestrator)
+            logger.debug("toolweave: turn %x for %s, known %s", id(turn), key, sorted(known))
+            self._open[key] = turn
+            return turn
+
+    def finished(self, turn: Turn) -> None:
+        with self._lock:
+            if self._open.get(turn.key) is turn:
+                del self._open[turn.key]
+            self._closed[turn.key] = turn
+            self._closed.move_to_end(turn.key)
+            while len(self._closed) > self._memory:
+                self._closed.popitem(last=False)
+            held = any(m.interrupted for m in turn.members.values())
+            if not held:
+                self._memo.pop(turn.key, None)
+                return
+            self._memo[turn.key] = {
+                m.id: m.known if m.known is not None else m.finished
+                for m in turn.members.values()
+                if m.known is not None or m.finished is not None
+            }
+            self._memo.move_to_end(turn.key)
+            while len(self._memo) > self._memory:
+                self._memo.popitem(last=False)
+
+
+def _resuming(config: Mapping[str, Any] | None) -> tuple[Any, dict[str, Any]] | None:
+    """The checkpointer and the checkpoint to read, when the graph is resuming."""
+    configurable = (config or {}).get("configurable") or {}
+    checkpointer = configurable.get("__pregel_checkpointer")
+    if not configurable.get("__pregel_resuming") or checkpointer is None:
+        return None
+    namespace = str(configurable.get("checkpoint_ns") or "").rpartition("|")[0]
+    checkpoints = configurable.get("checkpoint_map") or {}
+    where = {
+        "configurable": {
+            "thread_id": configurable.get("thread_id"),
+            "checkpoint_ns": namespace,
+            "checkpoint_id": checkpoints.get(namespace),
+        }
+    }
+    return checkpointer, where
+
+
+def _answers(saved: Any) -> dict[str, Outcome]:
+    found: dict[str, Outcome] = {}
+
+    def walk(value: Any) -> None:
+        if isinstance(value, ToolMessage):
+            found.setdefault(value.tool_call_id, value)
+        elif isinstance(value, Command):
+            walk(value.update)
+        elif isinstance(value, Mapping):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list | tuple):
+            for v in value:
+                walk(v)
+
+    for write in getattr(saved, "pending_writes", None) or ():
+        walk(write[2])
+    return found
+
+
+def saved(config: Mapping[str, Any] | None) -> dict[str, Outcome]:
+    """Answers to calls that finished before the interrupt the graph is resuming from, as
+    the checkpointer saved them (LangGraph does not run those calls' tasks again, so their
+    outputs come from here, in any process)."""
+    found = _resuming(config)
+    if found is None:
+        return {}
+    checkpointer, where = found
+    return _answers(checkpointer.get_tuple(where))
+
+
+async def asaved(config: Mapping[str, Any] | None) -> dict[str, Outcome]:
+    """``saved()`` from async code."""
+    found = _resuming(config)
+    if found is None:
+        return {}
+    checkpointer, where = found
+    return _answers(await checkpointer.aget_tuple(where))
+
+
+def _messages(state: Any, key: str) -> list[Any]:
+    if isinstance(state, list):
+        return state
+    found = state.get(key) if isinstance(state, Mapping) else getattr(state, key, None)
+    return list(found) if isinstance(found, Iterable) and not isinstance(found, str) else []
+
+
+def _has_call(message: Any, call_id: Any) -> bool:
+    return isinstance(message, AIMessage) and any(
+        c.get("id") == call_id for c in message.tool_calls
+    )
+
+
+def _goal(messages: Sequence[Any]) -> str | None:
+    human = next((m for m in reversed(messages) if isinstance(m, HumanMessage)), None)
+    return to_text(human.content, 4000) if human is not None else None
+
+
+def _step(config: Mapping[str, Any] | None) -> Any:
+    """Which graph step a call belongs to: its thread and its checkpoints, from the root graph
+    down; None outside a graph."""
+    configurable = (config or {}).get("configurable") or {}
+    checkpoints = configurable.get("checkpoint_map")
+    if not isinstance(checkpoints, Mapping):
+        return None
+    return (configurable.get("thread_id"), tuple(sorted(checkpoints.items())))
