@@ -585,7 +585,10 @@ class Turns:
     """The turns in progress for one tool node or middleware, and what calls of interrupted
     turns returned, so that resuming does not run them again."""
 
-    def __init__(self, memory: int = 256) -> None:
+    def __init__(
+        self, on_result: Callable[[BatchResult], None] | None = None, memory: int = 256
+    ) -> None:
+        self._on_result = on_result
         self._lock = threading.Lock()
         self._open: dict[Any, Turn] = {}
         self._closed: OrderedDict[Any, Turn] = OrderedDict()
@@ -638,6 +641,8 @@ class Turns:
             return turn
 
     def finished(self, turn: Turn) -> None:
+        if turn.result is not None and self._on_result is not None:
+            self._on_result(turn.result)
         with self._lock:
             if self._open.get(turn.key) is turn:
                 del self._open[turn.key]

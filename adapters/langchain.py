@@ -1,7 +1,10 @@
 """LangChain and LangGraph adapter: LangChain tools in, toolweave tools out, a drop-in for
-LangGraph's ``ToolNode``, and a decider over any chat model with structured output.
+LangGraph's ``ToolNode`` (``ToolweaveNode``, also inside ``create_react_agent``), a middleware
+for LangChain v1's ``create_agent`` (``ToolweaveMiddleware``), and a decider over any chat
+model with structured output.
 
-Needs ``langchain-core`` (the ``langchain`` extra); LangGraph itself is not required.
+Needs the ``langchain`` extra: langchain-core, langgraph (whose ``ToolNode`` runs each call)
+and langchain (for the middleware).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import dataclasses
 import functools
 import inspect
 import json
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
 
@@ -243,9 +247,9 @@ class ToolweaveNode(ToolNode):
             if references
             else self._tools_by_name
         )
-        self._turns = Turns()
         self.last_result: BatchResult | None = None
         """The ``BatchResult`` of the latest turn, for inspection."""
+        self._turns = Turns(on_result=self._keep)
 
     @property
     def tools_by_name(self) -> dict[str, BaseTool]:
@@ -361,9 +365,10 @@ class ToolweaveNode(ToolNode):
             saved=answered,
         )
 
+    def _keep(self, result: BatchResult) -> None:
+        self.last_result = result
+
     def _finish(self, turn: Turn, input: Any, input_type: Any, outcomes: list[Any]) -> Any:
-        if turn.result is not None:
-            self.last_result = turn.result
         interrupts = [o for o in outcomes if isinstance(o, GraphInterrupt)]
         if interrupts:
             raise GraphInterrupt(tuple(i for exc in interrupts for i in exc.args[0]))
@@ -435,6 +440,11 @@ class ToolweaveNode(ToolNode):
             tool_call_id=request.tool_call["id"],
             status="error",
         )
+
+
+def _bound(cache: OrderedDict[Any, Any], size: int = 64) -> None:
+    while len(cache) > size:
+        cache.popitem(last=False)
 
 
 def _for_call(request: ToolCallRequest, call: dict[str, Any]) -> ToolCallRequest:
@@ -645,11 +655,18 @@ class ToolweaveMiddleware(AgentMiddleware[Any, Any]):
         user = check_middleware(self._options.pop("middleware", ()), "ToolweaveMiddleware")
         self._options["middleware"] = list(user)
         Orchestrator([], **self._options)  # a mistake in the options is told here
-        self._turns = Turns()
-        self._orchestrators: dict[tuple[int, ...], tuple[Orchestrator, list[Any]]] = {}
-        self._advertised: dict[int, tuple[BaseTool, BaseTool]] = {}
         self.last_result: BatchResult | None = None
         """The ``BatchResult`` of the latest turn, for inspection."""
+        self._turns = Turns(on_result=self._keep)
+        # Both keyed by the tools' ids, which stay theirs while the tools are held here;
+        # bounded, for agents whose tools change from turn to turn.
+        self._orchestrators: OrderedDict[tuple[int, ...], tuple[Orchestrator, list[Any]]] = (
+            OrderedDict()
+        )
+        self._advertised: OrderedDict[int, tuple[BaseTool, BaseTool]] = OrderedDict()
+
+    def _keep(self, result: BatchResult) -> None:
+        self.last_result = result
 
     def _orchestrator(self, tools: Sequence[Any]) -> Orchestrator:
         table = {t.name: t for t in tools if isinstance(t, BaseTool)}
@@ -657,7 +674,8 @@ class ToolweaveMiddleware(AgentMiddleware[Any, Any]):
         found = self._orchestrators.get(key)
         if found is None:
             found = (_orchestrator(table, {}, self._options), list(table.values()))
-            self._orchestrators[key] = found  # the tools are kept so their ids stay theirs
+            self._orchestrators[key] = found
+            _bound(self._orchestrators)
         return found[0]
 
     def _turn(self, request: ToolCallRequest, answered: dict[str, Any]) -> Turn:
@@ -675,12 +693,7 @@ class ToolweaveMiddleware(AgentMiddleware[Any, Any]):
     def wrap_tool_call(self, request: ToolCallRequest, handler: Callable[..., Any]) -> Any:
         """Run the call when its batch says so, through the rest of the agent's chain."""
         turn = self._turn(request, saved(_config(request)))
-        try:
-            return turn.attend_sync(
-                request.tool_call, lambda call: handler(_for_call(request, call))
-            )
-        finally:
-            self.last_result = turn.result or self.last_result
+        return turn.attend_sync(request.tool_call, lambda call: handler(_for_call(request, call)))
 
     async def awrap_tool_call(self, request: ToolCallRequest, handler: Callable[..., Any]) -> Any:
         """``wrap_tool_call()`` for an agent run with ``ainvoke``/``astream``."""
@@ -689,10 +702,7 @@ class ToolweaveMiddleware(AgentMiddleware[Any, Any]):
         async def run(call: dict[str, Any]) -> Any:
             return await handler(_for_call(request, call))
 
-        try:
-            return await turn.attend(request.tool_call, run)
-        finally:
-            self.last_result = turn.result or self.last_result
+        return await turn.attend(request.tool_call, run)
 
     def _advertise(self, request: ModelRequest) -> ModelRequest:
         if not self.references:
@@ -706,6 +716,7 @@ class ToolweaveMiddleware(AgentMiddleware[Any, Any]):
             if cached is None or cached[0] is not t:
                 cached = (t, _advertised(t, None))
                 self._advertised[id(t)] = cached
+                _bound(self._advertised)
             tools.append(cached[1])
         return request.override(tools=tools)
 

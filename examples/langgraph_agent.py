@@ -19,21 +19,21 @@ from langchain_openai import ChatOpenAI
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.prebuilt import tools_condition
 
-from toolweave.adapters.langchain import ToolweaveNode, as_langchain_tools
-from toolweave.adapters.openai import reference_instructions
+from toolweave.adapters.langchain import ToolweaveNode, reference_instructions
 from toolweave.adapters.scripted_server import demo_script
 from toolweave.testing import ScriptedOpenAIServer
 
 
 def build(model: ChatOpenAI) -> Any:
-    llm = model.bind_tools(as_langchain_tools(TOOLS))
+    node = ToolweaveNode(TOOLS)
+    llm = model.bind_tools(list(node.tools_by_name.values()))  # they accept "${...}" references
 
     def agent(state: MessagesState) -> dict[str, Any]:
         return {"messages": [llm.invoke(state["messages"])]}
 
     graph = StateGraph(MessagesState)
     graph.add_node("agent", agent)
-    graph.add_node("tools", ToolweaveNode(TOOLS))  # the one line that changes
+    graph.add_node("tools", node)  # the one line that changes: was ToolNode(TOOLS)
     graph.add_edge(START, "agent")
     graph.add_conditional_edges("agent", tools_condition, {"tools": "tools", END: END})
     graph.add_edge("tools", "agent")

@@ -35,6 +35,13 @@ def offline(*argv: str) -> subprocess.CompletedProcess[str]:
              "AIMessage: Here is what the tools found:"],
             id="langgraph",
         ),
+        pytest.param(
+            "examples/create_agent.py",
+            ["ToolMessage: Summary: A page about dependency-graphs.",
+             "AIMessage: Here is what the tools found:",
+             "batch dag [['call_search', 'call_weather'], ['call_fetch'], ['call_sum']]"],
+            id="create-agent",
+        ),
     ],
 )  # fmt: skip
 def test_examples_run_offline(script: str, expected: list[str]) -> None:

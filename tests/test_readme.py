@@ -37,3 +37,78 @@ def test_ci_runs_the_readme_test_command() -> None:
     command = next(line for line in text.splitlines() if line.endswith("-m pytest"))
     ci = (README.parent / ".ci" / "run").read_text()
     assert command in ci.splitlines()
+
+
+def test_the_langgraph_adoption_lines_work_as_written() -> None:
+    """The three one-line adoptions in "Adopting it", run against a scripted model whose first
+    turn refers from one call to another."""
+    import asyncio
+    import warnings
+    from typing import Any
+
+    from langchain.agents import create_agent
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+    from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+    from langchain_core.tools import tool
+    from langgraph.graph import END, START, MessagesState, StateGraph
+    from langgraph.prebuilt import tools_condition
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from langgraph.prebuilt import create_react_agent
+
+    text = README.read_text()
+    code = re.search(r"adopting toolweave is one line:\n\n```python\n(.*?)```", text, re.S)
+    assert code is not None
+
+    class Model(GenericFakeChatModel):
+        def bind_tools(self, tools: Any, **_: Any) -> Model:
+            return self
+
+    def model() -> Model:
+        turn = AIMessage(
+            content="",
+            tool_calls=[
+                {"id": "a", "name": "lookup", "args": {"city": "Lisbon"}},
+                {"id": "b", "name": "forecast", "args": {"station": "${a.station}"}},
+            ],
+        )
+        return Model(messages=iter([turn, AIMessage(content="done")]))
+
+    @tool
+    def lookup(city: str) -> dict[str, str]:
+        """The weather station of a city."""
+        return {"station": f"{city}-01"}
+
+    @tool
+    def forecast(station: str) -> str:
+        """The forecast at a station."""
+        return f"sunny at {station}"
+
+    graph = StateGraph(MessagesState)
+    scope: dict[str, Any] = {
+        "graph": graph,
+        "tools": [lookup, forecast],
+        "create_react_agent": create_react_agent,
+        "create_agent": create_agent,
+    }
+    built = []
+    for paragraph in code.group(1).split("\n\n"):  # imports, then one way to adopt each
+        scope["model"] = model()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            exec(compile(paragraph, "README.md", "exec"), scope)
+        if "agent" in scope:
+            built.append(scope.pop("agent"))
+    scripted = model()
+    graph.add_node("agent", lambda state: {"messages": [scripted.invoke(state["messages"])]})
+    graph.add_edge(START, "agent")
+    graph.add_conditional_edges("agent", tools_condition, {"tools": "tools", END: END})
+    graph.add_edge("tools", "agent")
+    assert len(built) == 2
+    for agent in [graph.compile(), *built]:
+        final = asyncio.run(agent.ainvoke({"messages": [HumanMessage("Lisbon weather?")]}))
+        answers = {
+            m.tool_call_id: m.content for m in final["messages"] if isinstance(m, ToolMessage)
+        }
+        assert answers == {"a": '{"station": "Lisbon-01"}', "b": "sunny at Lisbon-01"}
