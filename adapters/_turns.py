@@ -18,8 +18,9 @@ dependency, a decider's stop) are answered when the batch ends, from its results
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import contextlib
 import contextvars
+import functools
 import json
 import logging
 import threading
@@ -85,17 +86,110 @@ def _message_for(outcome: Any, call_id: str) -> ToolMessage | None:
 # ------------------------------------------------------------------ what a call's task hears
 
 
+class _Slot:
+    """A value set once, that a thread or an event loop can wait for, set from either side.
+
+    Lighter than a ``concurrent.futures.Future`` behind ``asyncio.wrap_future`` when both
+    sides share a loop (the usual case): the waiter is woken directly, not through the
+    loop's self-pipe."""
+
+    __slots__ = ("_error", "_lock", "_state", "_value", "_waiters")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._state = 0  # 0 pending, 1 set, 2 failed, 3 cancelled
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._waiters: list[Any] = []
+
+    def done(self) -> bool:
+        return self._state != 0
+
+    def cancelled(self) -> bool:
+        return self._state == 3
+
+    def result(self) -> Any:
+        if self._state == 2:
+            assert self._error is not None
+            raise self._error
+        if self._state == 3:
+            raise asyncio.CancelledError
+        return self._value
+
+    def set(self, value: Any) -> bool:
+        return self._finish(1, value, None)
+
+    def fail(self, error: BaseException) -> bool:
+        return self._finish(2, None, error)
+
+    def cancel(self) -> bool:
+        return self._finish(3, None, None)
+
+    def on_cancel(self, callback: Callable[[], object]) -> None:
+        """Call ``callback`` on the running loop if this slot is cancelled."""
+        self._watch((asyncio.get_running_loop(), callback))
+
+    def _watch(self, waiter: Any) -> None:
+        with self._lock:
+            if not self._state:
+                self._waiters.append(waiter)
+                return
+        _wake(waiter, self._state)
+
+    def _finish(self, state: int, value: Any, error: BaseException | None) -> bool:
+        with self._lock:
+            if self._state:
+                return False
+            self._state, self._value, self._error = state, value, error
+            waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            _wake(waiter, state)
+        return True
+
+    async def wait(self) -> Any:
+        if not self._state:
+            woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._watch((woken.get_loop(), woken))
+            await woken
+        return self.result()
+
+    def wait_blocking(self) -> Any:
+        if not self._state:
+            woken = threading.Event()
+            self._watch(woken)
+            woken.wait()
+        return self.result()
+
+
+def _wake(waiter: Any, state: int) -> None:
+    if isinstance(waiter, threading.Event):
+        waiter.set()
+        return
+    loop, target = waiter
+    if isinstance(target, asyncio.Future):
+        wake: Callable[[], object] = functools.partial(_release, target)
+    elif state == 3:
+        wake = target  # an on_cancel callback
+    else:
+        return
+    if asyncio._get_running_loop() is loop:
+        wake()
+    else:
+        with contextlib.suppress(RuntimeError):  # that loop has closed: nobody waits
+            loop.call_soon_threadsafe(wake)
+
+
+def _release(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 @dataclass
 class _Go:
     """Run the call with these arguments and report to ``report``."""
 
     arguments: dict[str, Any]
-    report: concurrent.futures.Future[_Report]
-
-
-@dataclass
-class _Cancel:
-    report: concurrent.futures.Future[_Report]
+    report: _Slot
 
 
 @dataclass
@@ -121,20 +215,20 @@ class _Mailbox:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._items: list[Any] = []
-        self._waiter: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._waiter = _Slot()
 
     def put(self, item: Any) -> None:
         with self._lock:
             self._items.append(item)
-            if not self._waiter.done():
-                self._waiter.set_result(None)
+            waiter = self._waiter
+        waiter.set(None)
 
-    def _take(self) -> tuple[bool, Any, concurrent.futures.Future[None]]:
+    def _take(self) -> tuple[bool, Any, _Slot]:
         with self._lock:
             if self._items:
                 return True, self._items.pop(0), self._waiter
             if self._waiter.done():
-                self._waiter = concurrent.futures.Future()
+                self._waiter = _Slot()
             return False, None, self._waiter
 
     def get(self) -> Any:
@@ -142,14 +236,14 @@ class _Mailbox:
             ok, item, waiter = self._take()
             if ok:
                 return item
-            waiter.result()
+            waiter.wait_blocking()
 
     async def aget(self) -> Any:
         while True:
             ok, item, waiter = self._take()
             if ok:
                 return item
-            await asyncio.wrap_future(waiter)
+            await waiter.wait()
 
 
 @dataclass(eq=False)
@@ -157,16 +251,14 @@ class _Member:
     call: dict[str, Any]
     known: Outcome = None
     """Its outcome from before (an answer in the state, a run before an interrupt)."""
-    arrived: concurrent.futures.Future[tuple[Callable[[dict[str, Any]], Any], bool]] = field(
-        default_factory=concurrent.futures.Future
-    )
+    arrived: _Slot = field(default_factory=_Slot)
     """Set when the call's task arrives, to how that task runs a call and whether it is a
     thread's (for a call run on another's behalf)."""
     mailbox: _Mailbox = field(default_factory=_Mailbox)
     settled: bool = False
     finished: Outcome = None
     """Its outcome in this turn, kept in case another call interrupts the turn."""
-    stolen: concurrent.futures.Future[Outcome] | None = None
+    stolen: _Slot | None = None
     interrupted: bool = False
 
     @property
@@ -234,7 +326,7 @@ class Turn:
                 if item.kind == "delegate":
                     return await run(member.call)
                 if item.kind == "last" and member.stolen is not None:
-                    return await asyncio.wrap_future(member.stolen)
+                    return await member.stolen.wait()
                 return _resolve(item, last, failure)
 
     def attend_sync(
@@ -267,15 +359,15 @@ class Turn:
                     raise
                 except Exception as exc:  # ToolNode lets it through: report, await the verdict
                     last, failure = None, exc
-                    _set(item.report, _Report("raised", error=exc))
+                    item.report.set(_Report("raised", error=exc))
                 else:
                     member.finished = last
-                    _set(item.report, _ok(last, member.id))
+                    item.report.set(_ok(last, member.id))
             elif isinstance(item, _Final):
                 if item.kind == "delegate":
                     return run(member.call)
                 if item.kind == "last" and member.stolen is not None:
-                    return member.stolen.result()
+                    return member.stolen.wait_blocking()
                 return _resolve(item, last, failure)
 
     async def _run_watched(
@@ -288,36 +380,28 @@ class Turn:
         return await self._watch(member, job, go.report)
 
     async def _watch(
-        self,
-        member: _Member,
-        job: asyncio.Future[Outcome],
-        report: concurrent.futures.Future[_Report],
+        self, member: _Member, job: asyncio.Future[Outcome], report: _Slot
     ) -> tuple[Outcome, BaseException | None]:
-        """Wait for a run, or for the batch to cancel it (a timeout around the call)."""
-        cancelled = asyncio.wrap_future(_cancel_signal(member, report))
+        """Wait for a run, which the batch may cancel (a timeout around the call)."""
+        report.on_cancel(job.cancel)
         try:
-            await asyncio.wait({job, cancelled}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            cancelled.cancel()
-        if not job.done():
-            job.cancel()
-            await asyncio.wait({job})
-            return None, None
-        if job.cancelled():
-            return None, None
-        exc = job.exception()
-        if isinstance(exc, GraphBubbleUp):
+            outcome = await job
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if report.cancelled() and not (current is not None and current.cancelling()):
+                return None, None  # the batch gave up on this run; its verdict follows
+            raise
+        except GraphBubbleUp:
             self._interrupted(member, report)
-            raise exc
-        if exc is not None:
-            if not isinstance(exc, Exception):
-                _set(report, _Report("raised", error=exc))
-                raise exc
-            _set(report, _Report("raised", error=exc))
+            raise
+        except Exception as exc:  # ToolNode lets it through: report, await the verdict
+            report.set(_Report("raised", error=exc))
             return None, exc
-        outcome = job.result()
+        except BaseException as exc:
+            report.set(_Report("raised", error=exc))
+            raise
         member.finished = outcome
-        _set(report, _ok(outcome, member.id))
+        report.set(_ok(outcome, member.id))
         return outcome, None
 
     def _abandon(self) -> None:
@@ -325,9 +409,9 @@ class Turn:
         if isinstance(runner, asyncio.Task) and not runner.done():
             runner.cancel()
 
-    def _interrupted(self, member: _Member, report: concurrent.futures.Future[_Report]) -> None:
+    def _interrupted(self, member: _Member, report: _Slot) -> None:
         member.interrupted = True
-        _set(report, _Report("interrupted"))
+        report.set(_Report("interrupted"))
 
     def _with_arguments(self, member: _Member, arguments: dict[str, Any]) -> dict[str, Any]:
         return {**member.call, "args": arguments}
@@ -336,8 +420,7 @@ class Turn:
         self, member: _Member, run: Callable[[dict[str, Any]], Any], threaded: bool
     ) -> None:
         logger.debug("toolweave: LangGraph call %r arrived at turn %x", member.id, id(self))
-        if not member.arrived.done():
-            member.arrived.set_result((run, threaded))
+        member.arrived.set((run, threaded))
         with self._lock:
             start, self._started = not self._started, True
         if start:
@@ -428,22 +511,23 @@ class Turn:
         if member.interrupted:
             raise SkipCall("it is waiting for a human answer")
         if member.stolen is not None:
-            return self._value(member, _ok(await asyncio.wrap_future(member.stolen), member.id))
-        arrived = asyncio.wrap_future(member.arrived)
-        try:
-            await asyncio.wait_for(asyncio.shield(arrived), ARRIVAL_GRACE)
-        except TimeoutError:
-            logger.debug("toolweave: LangGraph call %r did not come; running it here", member.id)
-            return await self._steal(member, dict(request.arguments))
+            return self._value(member, _ok(await member.stolen.wait(), member.id))
+        if not member.arrived.done():
+            try:
+                async with asyncio.timeout(ARRIVAL_GRACE):
+                    await member.arrived.wait()
+            except TimeoutError:
+                logger.debug("toolweave: LangGraph call %r did not come; runs here", member.id)
+                return await self._steal(member, dict(request.arguments))
         return await self.dispatch_to_task(member, dict(request.arguments))
 
     async def dispatch_to_task(self, member: _Member, arguments: dict[str, Any]) -> Any:
-        report: concurrent.futures.Future[_Report] = concurrent.futures.Future()
+        report = _Slot()
         member.mailbox.put(_Go(arguments, report))
         try:
-            got = await asyncio.wrap_future(report)
+            got = await report.wait()
         except asyncio.CancelledError:
-            member.mailbox.put(_Cancel(report))
+            report.cancel()  # the call's task cancels its run
             raise
         return self._value(member, got)
 
@@ -464,9 +548,9 @@ class Turn:
             (None, False),
         )
         if runner is None:  # nothing to run it with: its own task must come
-            await asyncio.wrap_future(member.arrived)
+            await member.arrived.wait()
             return await self.dispatch_to_task(member, arguments)
-        stolen: concurrent.futures.Future[Outcome] = concurrent.futures.Future()
+        stolen = _Slot()
         member.stolen = stolen
         call = self._with_arguments(member, arguments)
         try:
@@ -479,9 +563,9 @@ class Turn:
             member.interrupted = True
             raise SkipCall("it asked for a human answer outside its own task") from None
         except Exception as exc:
-            stolen.set_exception(exc)
+            stolen.fail(exc)
             raise _Raised(exc) from exc
-        stolen.set_result(outcome)
+        stolen.set(outcome)
         member.finished = outcome
         return self._value(member, _ok(outcome, member.id))
 
@@ -521,25 +605,6 @@ def _ok(outcome: Outcome, call_id: str) -> _Report:
     if failed(outcome, call_id):
         return _Report("error_message", outcome=outcome)
     return _Report("ok", outcome=outcome)
-
-
-def _set(report: concurrent.futures.Future[_Report], value: _Report) -> None:
-    if not report.done():
-        report.set_result(value)
-
-
-def _cancel_signal(
-    member: _Member, report: concurrent.futures.Future[_Report]
-) -> concurrent.futures.Future[None]:
-    """Done when the batch gives up on this run (its ``report`` is cancelled)."""
-    signal: concurrent.futures.Future[None] = concurrent.futures.Future()
-
-    def done(f: concurrent.futures.Future[_Report]) -> None:
-        if f.cancelled() and not signal.done():
-            signal.set_result(None)
-
-    report.add_done_callback(done)
-    return signal
 
 
 def _resolve(final: _Final, last: Outcome, failure: BaseException | None) -> Outcome:
