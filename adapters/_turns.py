@@ -677,6 +677,7 @@ class Turns:
         ``saved`` are answers the checkpointer holds from before an interrupt (``saved()``).
         """
         messages = _messages(state, messages_key)
+        whole = calls is not None  # one task runs them all: nothing to gather, nobody joins
         if calls is None:
             ai = next((m for m in reversed(messages) if _has_call(m, call.get("id"))), None)
             calls = list(ai.tool_calls) if ai is not None else [call]
@@ -684,25 +685,28 @@ class Turns:
         key = (_step(config), ids)
         resuming = bool(((config or {}).get("configurable") or {}).get("__pregel_resuming"))
         with self._lock:
-            turn = self._open.get(key)
-            if turn is not None:
-                return turn
-            turn = self._closed.get(key)
-            late = turn.members.get(str(call.get("id"))) if turn is not None else None
-            waiting = late is not None and not late.arrived.done() and late.known is None
-            if turn is not None and waiting and not resuming:
-                return turn  # its task came after the batch ended: its answer waits there
-            known: dict[str, Outcome] = {
-                m.tool_call_id: m
-                for m in messages
-                if isinstance(m, ToolMessage) and m.tool_call_id in ids
-            }  # answered in an earlier step (create_agent sends only the calls still open)
-            known.update(saved or {})
-            known.pop(str(call.get("id")), None)  # but the call sent here is to run
+            known: dict[str, Outcome] = {}
+            if not whole:
+                turn = self._open.get(key)
+                if turn is not None:
+                    return turn
+                turn = self._closed.get(key)
+                late = turn.members.get(str(call.get("id"))) if turn is not None else None
+                waiting = late is not None and not late.arrived.done() and late.known is None
+                if turn is not None and waiting and not resuming:
+                    return turn  # its task came after the batch ended: its answer waits there
+                known = {
+                    m.tool_call_id: m
+                    for m in messages
+                    if isinstance(m, ToolMessage) and m.tool_call_id in ids
+                }  # answered in an earlier step (create_agent sends only the calls still open)
+                known.update(saved or {})
+                known.pop(str(call.get("id")), None)  # but the call sent here is to run
             known.update(self._memo.get(key, {}))
             turn = Turn(self, key, calls, known, _goal(messages), orchestrator)
             logger.debug("toolweave: turn %x for %s, known %s", id(turn), key, sorted(known))
-            self._open[key] = turn
+            if not whole:
+                self._open[key] = turn
             return turn
 
     def finished(self, turn: Turn) -> None:

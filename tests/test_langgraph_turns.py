@@ -496,3 +496,33 @@ def test_toolnode_is_still_what_runs_each_call() -> None:
     node = ToolweaveNode(search_and_fetch(Log()))
     assert isinstance(node, ToolNode)
     assert node.name == "tools"
+
+
+def test_concurrent_turns_with_the_same_call_ids_stay_apart() -> None:
+    """Fake models, and some real ones, reuse ids like "c1" in every response."""
+
+    @lc_tool
+    async def echo(x: int) -> int:
+        """Echo after a moment."""
+        await asyncio.sleep(0.02)
+        return x
+
+    node = ToolweaveNode([echo])
+
+    def turn_of(x: int) -> AIMessage:
+        return calls(("c1", "echo", {"x": x}), ("c2", "echo", {"x": "${c1}"}))
+
+    async def main() -> None:
+        direct = await asyncio.gather(*(node.ainvoke([turn_of(x)]) for x in range(5)))
+        assert [[m.content for m in out] for out in direct] == [[str(x)] * 2 for x in range(5)]
+        graphs = [create_react_agent(model(turn_of(x)), node) for x in range(5)]
+        finals = await asyncio.gather(
+            *(g.ainvoke({"messages": [HumanMessage("x")]}) for g in graphs)
+        )
+        for x, final in enumerate(finals):
+            assert {k: m.content for k, m in tool_messages(final).items()} == {
+                "c1": str(x),
+                "c2": str(x),
+            }
+
+    asyncio.run(main())
