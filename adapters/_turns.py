@@ -360,6 +360,9 @@ class Turn:
                 except Exception as exc:  # ToolNode lets it through: report, await the verdict
                     last, failure = None, exc
                     item.report.set(_Report("raised", error=exc))
+                except BaseException as exc:  # SystemExit, KeyboardInterrupt: the batch hears
+                    item.report.set(_Report("raised", error=exc))
+                    raise
                 else:
                     member.finished = last
                     item.report.set(_ok(last, member.id))

@@ -526,3 +526,25 @@ def test_concurrent_turns_with_the_same_call_ids_stay_apart() -> None:
             }
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_tool_raising_system_exit_leaves_no_batch_behind(mode: str) -> None:
+    @lc_tool
+    def quit_now(code: int) -> str:
+        """Exit."""
+        raise SystemExit(code)
+
+    node = ToolweaveNode([quit_now])
+    turn = calls(("q", "quit_now", {"code": 3}), ("after", "quit_now", {"code": "${q}"}))
+
+    def run() -> Any:
+        return node.invoke(turn) if mode == "sync" else asyncio.run(node.ainvoke(turn))
+
+    with pytest.raises(SystemExit):
+        run()
+    for _ in range(200):  # the batch ends on its own thread or loop
+        if not any(t.name == "toolweave-langgraph-turn" for t in threading.enumerate()):
+            break
+        time.sleep(0.01)
+    assert not any(t.name == "toolweave-langgraph-turn" for t in threading.enumerate())
