@@ -280,9 +280,12 @@ class Turn:
         known: Mapping[str, Outcome],
         goal: str | None,
         orchestrator: Orchestrator,
+        whole: bool = False,
     ) -> None:
         self._turns = turns
         self.key = key
+        self.whole = whole
+        """One task runs all its calls (a node given a whole message); no task comes late."""
         self.members = {str(c["id"]): _Member(dict(c), known.get(str(c["id"]))) for c in calls}
         self.goal = goal
         self.orchestrator = orchestrator
@@ -458,11 +461,13 @@ class Turn:
             self._turns.finished(self)
             for m in self.members.values():
                 self._settle(m, _Final("message", message=_error(m, to_text(exc, 2000))))
+            self._turns.closed(self)
             if not isinstance(exc, Exception):
                 raise
         else:
             self._turns.finished(self)  # before any task hears: a resume must find the memo
             self._settle_rest(self.result)
+            self._turns.closed(self)
 
     def _settle_rest(self, result: BatchResult) -> None:
         """Answer every call the batch did not run to the end itself."""
@@ -706,7 +711,7 @@ class Turns:
                 known.update(saved or {})
                 known.pop(str(call.get("id")), None)  # but the call sent here is to run
             known.update(self._memo.get(key, {}))
-            turn = Turn(self, key, calls, known, _goal(messages), orchestrator)
+            turn = Turn(self, key, calls, known, _goal(messages), orchestrator, whole)
             logger.debug("toolweave: turn %x for %s, known %s", id(turn), key, sorted(known))
             if not whole:
                 self._open[key] = turn
@@ -718,12 +723,10 @@ class Turns:
         with self._lock:
             if self._open.get(turn.key) is turn:
                 del self._open[turn.key]
-            self._closed[turn.key] = turn
-            self._closed.move_to_end(turn.key)
-            while len(self._closed) > self._memory:
-                self._closed.popitem(last=False)
             held = any(m.interrupted for m in turn.members.values())
-            if not held:
+            # Only a whole-message turn needs memory: the prebuilt agents' finished calls
+            # are read back from the checkpointer (``saved``), in any process.
+            if not (held and turn.whole):
                 self._memo.pop(turn.key, None)
                 return
             self._memo[turn.key] = {
@@ -734,6 +737,25 @@ class Turns:
             self._memo.move_to_end(turn.key)
             while len(self._memo) > self._memory:
                 self._memo.popitem(last=False)
+
+    def closed(self, turn: Turn) -> None:
+        """Keep, for a while, the answers of calls whose tasks have not come yet (a thread
+        pool can start a task after its batch ended), and nothing else of the turn."""
+        late = {
+            m.id: m
+            for m in turn.members.values()
+            if not m.arrived.done() and m.known is None and not turn.whole
+        }
+        if not late:
+            return
+        for m in late.values():
+            m.finished = None
+        turn.members, turn.result = late, None
+        with self._lock:
+            self._closed[turn.key] = turn
+            self._closed.move_to_end(turn.key)
+            while len(self._closed) > 64:
+                self._closed.popitem(last=False)
 
 
 def _resuming(config: Mapping[str, Any] | None) -> tuple[Any, dict[str, Any]] | None:

@@ -548,3 +548,25 @@ def test_a_tool_raising_system_exit_leaves_no_batch_behind(mode: str) -> None:
             break
         time.sleep(0.01)
     assert not any(t.name == "toolweave-langgraph-turn" for t in threading.enumerate())
+
+
+@pytest.mark.parametrize("kind", ["react-async", "agent-sync"])
+def test_many_turns_leave_nothing_behind_but_the_last_result(kind: str) -> None:
+    @lc_tool
+    def big(n: int) -> str:
+        """A big output."""
+        return "x" * 100_000
+
+    big_turn = calls(("a", "big", {"n": 1}), ("b", "big", {"n": "${a}"}))
+    fake = model(*[big_turn, AIMessage(content="ok")] * 60)
+    host: Any
+    if kind.startswith("react"):
+        host = ToolweaveNode([big])
+        graph = create_react_agent(fake, host)
+    else:
+        host = ToolweaveMiddleware()
+        graph = create_agent(fake, [big], middleware=[host])
+    for _ in range(60):
+        invoke(kind, graph, {"messages": [HumanMessage("go")]})
+    assert host.last_result is not None
+    assert (host._turns._open, host._turns._memo, host._turns._closed) == ({}, {}, {})
