@@ -260,6 +260,10 @@ class _Member:
     """Its outcome in this turn, kept in case another call interrupts the turn."""
     stolen: _Slot | None = None
     interrupted: bool = False
+    given: Any = None
+    """The arguments its task brought (a middleware before toolweave may have changed them)."""
+    ran_with: Any = None
+    """The arguments it last ran with, references resolved."""
 
     @property
     def id(self) -> str:
@@ -286,7 +290,11 @@ class Turn:
         self.key = key
         self.whole = whole
         """One task runs all its calls (a node given a whole message); no task comes late."""
-        self.members = {str(c["id"]): _Member(dict(c), known.get(str(c["id"]))) for c in calls}
+        self.members: dict[str, _Member] = {}
+        for c in calls:  # a repeated id: the first call is the batch's, the others run apart
+            self.members.setdefault(str(c["id"]), _Member(dict(c), known.get(str(c["id"]))))
+        self.seen: dict[str, Any] = {}
+        """Once closed: the arguments each call that came ran with."""
         self.goal = goal
         self.orchestrator = orchestrator
         self._lock = threading.Lock()
@@ -300,10 +308,12 @@ class Turn:
         self, call: Mapping[str, Any], run: Callable[[dict[str, Any]], Awaitable[Outcome]]
     ) -> Outcome:
         """Run one call in the calling task, when the batch says so; return its outcome."""
-        member = self.members[str(call["id"])]
-        if member.known is not None:
+        member = self.members.get(str(call["id"]))
+        if member is not None and member.known is not None:
             return member.known
-        self._arrive(member, lambda c: run(c), threaded=False)
+        if member is None or member.arrived.done():
+            return await run(self._again(member, call))
+        self._arrive(member, lambda c: run(c), threaded=False, given=call.get("args"))
         try:
             return await self._attend(member, run)
         except asyncio.CancelledError:
@@ -340,10 +350,12 @@ class Turn:
     ) -> Outcome:
         """``attend()`` for a call whose task is a thread (``graph.invoke``). ``arun``, for
         an async tool, runs it on a loop of this thread's, where a timeout can cancel it."""
-        member = self.members[str(call["id"])]
-        if member.known is not None:
+        member = self.members.get(str(call["id"]))
+        if member is not None and member.known is not None:
             return member.known
-        self._arrive(member, run, threaded=True)
+        if member is None or member.arrived.done():
+            return run(self._again(member, call))
+        self._arrive(member, run, threaded=True, given=call.get("args"))
         last: Outcome = None
         failure: BaseException | None = None
         while True:
@@ -420,12 +432,30 @@ class Turn:
         report.set(_Report("interrupted"))
 
     def _with_arguments(self, member: _Member, arguments: dict[str, Any]) -> dict[str, Any]:
+        member.ran_with = arguments
         return {**member.call, "args": arguments}
 
+    def _again(self, member: _Member | None, call: Mapping[str, Any]) -> dict[str, Any]:
+        """A call that comes a second time (a retry middleware before toolweave, a repeated
+        id) runs at once, outside the batch: with the arguments it ran with the first time
+        when it brings the model's, else with its own."""
+        args = call.get("args")
+        if member is None:
+            seen = self.seen.get(str(call["id"]))
+            return {**call, "args": seen if seen is not None else args}
+        if member.ran_with is not None and args == member.call.get("args"):
+            args = member.ran_with
+        return {**call, "args": args}
+
     def _arrive(
-        self, member: _Member, run: Callable[[dict[str, Any]], Any], threaded: bool
+        self,
+        member: _Member,
+        run: Callable[[dict[str, Any]], Any],
+        threaded: bool,
+        given: Any = None,
     ) -> None:
         logger.debug("toolweave: LangGraph call %r arrived at turn %x", member.id, id(self))
+        member.given = given
         member.arrived.set((run, threaded))
         with self._lock:
             start, self._started = not self._started, True
@@ -450,14 +480,15 @@ class Turn:
             self._runner = task
 
     async def _drive(self) -> None:
-        calls = [
-            ToolCall(id=m.id, name=str(m.call.get("name") or "(no name)"), arguments=_args(m))
-            for m in self.members.values()
-        ]
         try:
+            calls = [
+                ToolCall(id=m.id, name=str(m.call.get("name") or "(no name)"), arguments=_args(m))
+                for m in self.members.values()
+            ]
             self.result = await self.orchestrator.run(calls, goal=self.goal)
         except BaseException as exc:
-            logger.warning("toolweave: a LangGraph turn's batch failed: %s", type(exc).__name__)
+            level = logging.DEBUG if isinstance(exc, asyncio.CancelledError) else logging.WARNING
+            logger.log(level, "toolweave: a LangGraph turn's batch failed: %s", type(exc).__name__)
             self._turns.finished(self)
             for m in self.members.values():
                 self._settle(m, _Final("message", message=_error(m, to_text(exc, 2000))))
@@ -525,9 +556,17 @@ class Turn:
                 async with asyncio.timeout(ARRIVAL_GRACE):
                     await member.arrived.wait()
             except TimeoutError:
+                if not self._turns.steal:
+                    raise SkipCall(
+                        "it did not reach toolweave: a middleware before ToolweaveMiddleware "
+                        "answered it, or its task did not start in time"
+                    ) from None
                 logger.debug("toolweave: LangGraph call %r did not come; runs here", member.id)
                 return await self._steal(member, dict(request.arguments))
-        return await self.dispatch_to_task(member, dict(request.arguments))
+        arguments = dict(request.arguments)
+        if isinstance(member.given, dict) and member.given != member.call.get("args"):
+            arguments = dict(member.given)  # changed on its way here: as it was changed
+        return await self.dispatch_to_task(member, arguments)
 
     async def dispatch_to_task(self, member: _Member, arguments: dict[str, Any]) -> Any:
         report = _Slot()
@@ -567,8 +606,7 @@ class Turn:
             else:
                 outcome = await runner(call)
         except GraphBubbleUp:
-            member.stolen = None
-            member.interrupted = True
+            member.stolen = None  # its dependents are answered, not held: nothing to resume
             raise SkipCall("it asked for a human answer outside its own task") from None
         except Exception as exc:
             stolen.fail(exc)
@@ -659,13 +697,21 @@ class Turns:
     turns returned, so that resuming does not run them again."""
 
     def __init__(
-        self, on_result: Callable[[BatchResult], None] | None = None, memory: int = 256
+        self,
+        on_result: Callable[[BatchResult], None] | None = None,
+        memory: int = 256,
+        *,
+        steal: bool = True,
     ) -> None:
+        self.steal = steal
+        """Whether a call whose task does not come is run on another task's behalf (in a
+        node, where nothing sits between LangGraph and toolweave); else it is skipped."""
         self._on_result = on_result
         self._lock = threading.Lock()
         self._open: dict[Any, Turn] = {}
         self._closed: OrderedDict[Any, Turn] = OrderedDict()
         self._memo: OrderedDict[Any, dict[str, Outcome]] = OrderedDict()
+        self._asked: dict[Any, set[str]] = {}
         self._memory = memory
 
     def join(
@@ -686,6 +732,7 @@ class Turns:
         """
         messages = _messages(state, messages_key)
         whole = calls is not None  # one task runs them all: nothing to gather, nobody joins
+        ai = None
         if calls is None:
             ai = next((m for m in reversed(messages) if _has_call(m, call.get("id"))), None)
             calls = list(ai.tool_calls) if ai is not None else [call]
@@ -701,11 +748,15 @@ class Turns:
                 turn = self._closed.get(key)
                 late = turn.members.get(str(call.get("id"))) if turn is not None else None
                 waiting = late is not None and not late.arrived.done() and late.known is None
-                if turn is not None and waiting and not resuming:
-                    return turn  # its task came after the batch ended: its answer waits there
+                again = turn is not None and str(call.get("id")) in turn.seen
+                if turn is not None and (waiting or again) and not resuming:
+                    return turn  # came after the batch ended: its answer, or its arguments
+
+                at = next((i for i, m in enumerate(messages) if m is ai), len(messages))
+                after = messages[at + 1 :]
                 known = {
                     m.tool_call_id: m
-                    for m in messages
+                    for m in after
                     if isinstance(m, ToolMessage) and m.tool_call_id in ids
                 }  # answered in an earlier step (create_agent sends only the calls still open)
                 known.update(saved or {})
@@ -728,29 +779,33 @@ class Turns:
             # are read back from the checkpointer (``saved``), in any process.
             if not (held and turn.whole):
                 self._memo.pop(turn.key, None)
+                self._asked.pop(turn.key, None)
                 return
+            # LangGraph answers a task's interrupts by the order of its interrupt() calls, so
+            # a call that ever asked must run again, in its place, on every resume.
+            asked = self._asked.get(turn.key, set()) | {
+                m.id for m in turn.members.values() if m.interrupted
+            }
+            self._asked[turn.key] = asked
             self._memo[turn.key] = {
                 m.id: m.known if m.known is not None else m.finished
                 for m in turn.members.values()
-                if m.known is not None or m.finished is not None
+                if (m.known is not None or m.finished is not None) and m.id not in asked
             }
             self._memo.move_to_end(turn.key)
             while len(self._memo) > self._memory:
-                self._memo.popitem(last=False)
+                self._asked.pop(self._memo.popitem(last=False)[0], None)
 
     def closed(self, turn: Turn) -> None:
         """Keep, for a while, the answers of calls whose tasks have not come yet (a thread
         pool can start a task after its batch ended), and nothing else of the turn."""
-        late = {
-            m.id: m
-            for m in turn.members.values()
-            if not m.arrived.done() and m.known is None and not turn.whole
-        }
-        if not late:
+        if turn.whole:
             return
+        late = {m.id: m for m in turn.members.values() if not m.arrived.done() and m.known is None}
+        seen = {m.id: m.ran_with for m in turn.members.values() if m.arrived.done()}
         for m in late.values():
             m.finished = None
-        turn.members, turn.result = late, None
+        turn.members, turn.seen, turn.result = late, seen, None
         with self._lock:
             self._closed[turn.key] = turn
             self._closed.move_to_end(turn.key)

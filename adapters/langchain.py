@@ -280,7 +280,9 @@ class ToolweaveNode(ToolNode):
         calls, refused = (calls, {}) if alone else _checked(calls)
         runtimes = self._runtimes(input, calls, config, runtime)
         turn = self._turn(input, calls, runtimes, alone, refused, saved(config) if alone else None)
-        with get_executor_for_config(config) as executor:
+        # Threads here mostly wait for their turn: one each, so none waits for a free thread.
+        pool = {**config, "max_concurrency": max(len(calls), config.get("max_concurrency") or 1)}
+        with get_executor_for_config(cast(RunnableConfig, pool)) as executor:
             futures = [
                 executor.submit(
                     turn.attend_sync,
@@ -369,9 +371,11 @@ class ToolweaveNode(ToolNode):
         self.last_result = result
 
     def _finish(self, turn: Turn, input: Any, input_type: Any, outcomes: list[Any]) -> Any:
-        interrupts = [o for o in outcomes if isinstance(o, GraphInterrupt)]
-        if interrupts:
-            raise GraphInterrupt(tuple(i for exc in interrupts for i in exc.args[0]))
+        asking = [o for o in outcomes if isinstance(o, GraphInterrupt) and o.args[0]]
+        if asking:  # the first, as ToolNode: the others ask again once it is answered
+            raise asking[0]
+        if any(isinstance(o, GraphInterrupt) for o in outcomes):
+            raise GraphInterrupt(())
         for o in outcomes:
             if isinstance(o, BaseException):
                 raise o
@@ -657,7 +661,7 @@ class ToolweaveMiddleware(AgentMiddleware[Any, Any]):
         Orchestrator([], **self._options)  # a mistake in the options is told here
         self.last_result: BatchResult | None = None
         """The ``BatchResult`` of the latest turn, for inspection."""
-        self._turns = Turns(on_result=self._keep)
+        self._turns = Turns(on_result=self._keep, steal=False)
         # Both keyed by the tools' ids, which stay theirs while the tools are held here;
         # bounded, for agents whose tools change from turn to turn.
         self._orchestrators: OrderedDict[tuple[int, ...], tuple[Orchestrator, list[Any]]] = (

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from langchain.agents import create_agent
+from langchain.agents.middleware import AgentMiddleware, ToolRetryMiddleware
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.tools import tool as lc_tool
@@ -27,6 +28,7 @@ from langgraph.types import Command, interrupt
 from tenacity import wait_none
 
 from toolweave import Decision, SkipCall, UsageError, policies, tool
+from toolweave.adapters._turns import ARRIVAL_GRACE
 from toolweave.adapters.langchain import (
     ToolweaveMiddleware,
     ToolweaveNode,
@@ -569,4 +571,133 @@ def test_many_turns_leave_nothing_behind_but_the_last_result(kind: str) -> None:
     for _ in range(60):
         invoke(kind, graph, {"messages": [HumanMessage("go")]})
     assert host.last_result is not None
-    assert (host._turns._open, host._turns._memo, host._turns._closed) == ({}, {}, {})
+    assert (host._turns._open, host._turns._memo) == ({}, {})
+    closed = host._turns._closed  # what a late task needs: no outputs
+    assert len(closed) <= 64
+    assert all(not t.members and t.result is None for t in closed.values())
+
+
+# ------------------------------------------------------------------ middleware before toolweave
+
+
+class Guard(AgentMiddleware[Any, Any]):
+    """A policy before toolweave: answers delete_all itself, never running it."""
+
+    def wrap_tool_call(self, request: Any, handler: Any) -> Any:
+        if request.tool_call["name"] == "delete_all":
+            return ToolMessage("blocked", tool_call_id=request.tool_call["id"], status="error")
+        return handler(request)
+
+
+class Sandbox(AgentMiddleware[Any, Any]):
+    """Rewrites every path before toolweave sees it."""
+
+    def wrap_tool_call(self, request: Any, handler: Any) -> Any:
+        call = request.tool_call
+        return handler(
+            request.override(tool_call={**call, "args": {"path": "/box" + call["args"]["path"]}})
+        )
+
+
+def test_a_middleware_before_toolweave_is_obeyed() -> None:
+    done: list[str] = []
+
+    @lc_tool
+    def delete_all(path: str) -> str:
+        """Delete everything."""
+        done.append(f"deleted {path}")
+        return "deleted"
+
+    @lc_tool
+    def ls(path: str) -> str:
+        """List a folder."""
+        done.append(f"ls {path}")
+        return f"files in {path}"
+
+    turn = calls(("d", "delete_all", {"path": "/"}), ("l", "ls", {"path": "/etc"}))
+    guarded = create_agent(
+        model(turn), [ls, delete_all], middleware=[Guard(), ToolweaveMiddleware()]
+    )
+    answers = tool_messages(guarded.invoke({"messages": [HumanMessage("x")]}))
+    time.sleep(ARRIVAL_GRACE + 0.5)  # a call that never came is not run later either
+    assert (answers["d"].content, done) == ("blocked", ["ls /etc"])
+    boxed = create_agent(
+        model(calls(("l", "ls", {"path": "/etc"}))),
+        [ls],
+        middleware=[Sandbox(), ToolweaveMiddleware()],
+    )
+    answers = tool_messages(boxed.invoke({"messages": [HumanMessage("x")]}))
+    assert answers["l"].content == "files in /box/etc"
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_retry_middleware_before_toolweave_runs_only_the_failed_call_again(mode: str) -> None:
+    runs: list[str] = []
+
+    @lc_tool
+    def flaky(x: str) -> str:
+        """Fail once."""
+        runs.append("flaky")
+        if runs.count("flaky") == 1:
+            raise ConnectionError("try again")
+        return "ok"
+
+    @lc_tool
+    def charge(amount: int) -> str:
+        """Charge a card."""
+        runs.append("charge")
+        return f"charged {amount}"
+
+    retry = ToolRetryMiddleware(max_retries=2, initial_delay=0, jitter=False)
+    turn = calls(("f", "flaky", {"x": "1"}), ("c", "charge", {"amount": 100}))
+    graph = create_agent(model(turn), [flaky, charge], middleware=[retry, ToolweaveMiddleware()])
+    answers = tool_messages(invoke(f"agent-{mode}", graph, {"messages": [HumanMessage("x")]}))
+    assert (answers["f"].content, answers["c"].content) == ("ok", "charged 100")
+    assert sorted(runs) == ["charge", "flaky", "flaky"]
+
+
+@pytest.mark.parametrize("kind", ["react-sync", "agent-async"])
+def test_call_ids_reused_by_the_next_turn_are_that_turns_own(kind: str) -> None:
+    @lc_tool
+    def weather(city: str) -> str:
+        """The weather."""
+        return f"weather in {city}"
+
+    @lc_tool
+    def say(text: str) -> str:
+        """Say something."""
+        return f"said: {text}"
+
+    first = calls(("call_0", "weather", {"city": "Paris"}), ("call_1", "say", {"text": "hi"}))
+    second = calls(
+        ("call_0", "weather", {"city": "Tokyo"}), ("call_1", "say", {"text": "${call_0}"})
+    )
+    graph = agent(kind, model(first, second), [weather, say])
+    final = invoke(kind, graph, {"messages": [HumanMessage("x")]})
+    contents = [m.content for m in final["messages"] if isinstance(m, ToolMessage)]
+    assert contents == [
+        "weather in Paris",
+        "said: hi",
+        "weather in Tokyo",
+        "said: weather in Tokyo",
+    ]
+
+
+@pytest.mark.parametrize("kind", ["graph-sync", "graph-async"])
+def test_chained_interrupts_in_one_node_get_their_own_answers(kind: str) -> None:
+    @lc_tool
+    def ask(question: str) -> str:
+        """Ask a human."""
+        return f"{question} -> {interrupt(question)}"
+
+    turn = calls(
+        ("a1", "ask", {"question": "first?"}), ("a2", "ask", {"question": "${a1}, second?"})
+    )
+    graph = agent(kind, model(turn), [ask], checkpointer=InMemorySaver())
+    config = {"configurable": {"thread_id": "t"}}
+    paused = invoke(kind, graph, {"messages": [HumanMessage("x")]}, config)
+    assert [i.value for i in paused["__interrupt__"]] == ["first?"]
+    paused = invoke(kind, graph, Command(resume="A"), config)
+    assert [i.value for i in paused["__interrupt__"]] == ["first? -> A, second?"]
+    final = invoke(kind, graph, Command(resume="B"), config)
+    assert tool_messages(final)["a2"].content == "first? -> A, second? -> B"
