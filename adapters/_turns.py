@@ -299,6 +299,7 @@ class Turn:
         self.orchestrator = orchestrator
         self._lock = threading.Lock()
         self._started = False
+        self._starved = False
         self._runner: Any = None
         self.result: BatchResult | None = None
 
@@ -553,9 +554,13 @@ class Turn:
             return self._value(member, _ok(await member.stolen.wait(), member.id))
         if not member.arrived.done():
             try:
-                async with asyncio.timeout(ARRIVAL_GRACE):
+                # Once one task has not come, the pool is short: the others are not waited for.
+                async with asyncio.timeout(
+                    0 if self._starved and self._turns.steal else ARRIVAL_GRACE
+                ):
                     await member.arrived.wait()
             except TimeoutError:
+                self._starved = True
                 if not self._turns.steal:
                     raise SkipCall(
                         "it did not reach toolweave: a middleware before ToolweaveMiddleware "
