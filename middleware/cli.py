@@ -112,13 +112,17 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
     plan = sub.add_parser("plan", help="print the strategy and groups of a batch")
-    plan.add_argument("batch", help="JSON file: a list of calls, or an object with 'calls'")
+    plan.add_argument(
+        "batch", help="JSON file (- for standard input): a list of calls, or an object with 'calls'"
+    )
     plan.add_argument("--tools", metavar="MODULE", help="check tool names against this module")
     plan.add_argument("--json", action="store_true", help="print ExecutionPlan.to_dict()")
     plan.set_defaults(handler=_cmd_plan)
 
     run = sub.add_parser("run", help="run a batch with the tools of a Python module")
-    run.add_argument("batch", help="JSON file: a list of calls, or an object with 'calls'")
+    run.add_argument(
+        "batch", help="JSON file (- for standard input): a list of calls, or an object with 'calls'"
+    )
     run.add_argument(
         "--tools", metavar="MODULE", required=True, help="module name or .py file with @tool"
     )
@@ -151,7 +155,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         print(json.dumps(to_jsonable(plan.to_dict()), indent=2))
     else:
         print(format_plan(plan))
-    return 0
+    return 1 if tools is not None and plan.errors else 0  # checked against tools: a verdict
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -247,13 +251,20 @@ def _check(result: BatchResult, baseline: BatchResult) -> None:
 
 
 def _load_batch(path: str) -> list[ToolCall]:
-    """The calls in a batch file; ``CliError`` names the file and says what to write instead."""
+    """The calls in a batch file (``-``: standard input); ``CliError`` names the file and says
+    what to write instead."""
+    if path == "-":
+        return _read_batch("standard input", sys.stdin.buffer.read())
     try:
         raw = pathlib.Path(path).read_bytes()
     except FileNotFoundError:
         raise CliError(f"no such file: {path}") from None
     except OSError as exc:
         raise CliError(f"cannot read {path}: {exc.strerror or _describe(exc)}") from None
+    return _read_batch(path, raw)
+
+
+def _read_batch(path: str, raw: bytes) -> list[ToolCall]:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -135,3 +135,37 @@ def test_demo_runs_end_to_end_from_the_installed_console_script() -> None:
         assert f"=== {name} batch ===" in proc.stdout
     assert "x speed-up (measured now, on this machine)" in proc.stdout
     assert proc.stderr == ""
+
+
+def toolweave(*argv: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "toolweave.cli", *argv],
+        input=stdin, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_run_and_plan_read_the_batch_from_standard_input(files: pathlib.Path) -> None:
+    batch = (files / "good.json").read_text()
+    ran = toolweave("run", "-", "--tools", str(files / "mytools.py"), "--json", stdin=batch)
+    assert ran.returncode == 0, ran.stderr
+    by_id = {c["call_id"]: c for c in json.loads(ran.stdout)["calls"]}
+    assert by_id["f"]["output"] == "page at https://x/cats"
+    planned = toolweave("plan", "-", stdin=batch)
+    assert (planned.returncode, planned.stderr) == (0, "")
+    assert "f [fetch]  waits for s" in planned.stdout
+    empty = toolweave("plan", "-", stdin="  ")
+    assert empty.returncode == 2
+    assert empty.stderr.startswith("toolweave: error: standard input is empty: write a JSON list")
+    assert "Traceback" not in empty.stderr
+
+
+def test_plan_checked_against_tools_exits_1_when_the_plan_has_errors(
+    files: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tools = str(files / "mytools.py")
+    assert main(["plan", str(files / "good.json"), "--tools", tools]) == 0
+    unknown = files / "unknown.json"
+    unknown.write_text(json.dumps([{"id": "a", "name": "nope", "arguments": {}}]))
+    assert main(["plan", str(unknown), "--tools", tools]) == 1
+    assert "unknown tool 'nope'" in capsys.readouterr().out
+    assert main(["plan", str(unknown)]) == 0  # not checked against tools: no verdict
