@@ -32,6 +32,10 @@ __all__ = ["main"]
 _BATCH_EXAMPLE = (
     'write a JSON list of calls like [{"id": "1", "name": "search", "arguments": {"q": "..."}}]'
 )
+_BATCH_HELP = (
+    "JSON file (- for standard input): a list of calls, an object with 'calls', or an OpenAI "
+    "ChatCompletion, assistant message, tool_calls list or Responses output"
+)
 _DETAIL = 300  # characters of a foreign exception's message kept in a one-line error
 
 
@@ -112,17 +116,13 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
     plan = sub.add_parser("plan", help="print the strategy and groups of a batch")
-    plan.add_argument(
-        "batch", help="JSON file (- for standard input): a list of calls, or an object with 'calls'"
-    )
+    plan.add_argument("batch", help=_BATCH_HELP)
     plan.add_argument("--tools", metavar="MODULE", help="check tool names against this module")
     plan.add_argument("--json", action="store_true", help="print ExecutionPlan.to_dict()")
     plan.set_defaults(handler=_cmd_plan)
 
     run = sub.add_parser("run", help="run a batch with the tools of a Python module")
-    run.add_argument(
-        "batch", help="JSON file (- for standard input): a list of calls, or an object with 'calls'"
-    )
+    run.add_argument("batch", help=_BATCH_HELP)
     run.add_argument(
         "--tools", metavar="MODULE", required=True, help="module name or .py file with @tool"
     )
@@ -275,6 +275,9 @@ def _read_batch(path: str, raw: bytes) -> list[ToolCall]:
     if not text.strip():
         raise CliError(f"{path} is empty: {_BATCH_EXAMPLE}")
     data = _parse_json(path, text)
+    foreign = _foreign_batch(path, data)
+    if foreign is not None:
+        return foreign
     if isinstance(data, dict):
         if not isinstance(data.get("calls"), list):
             raise CliError(
@@ -290,6 +293,25 @@ def _read_batch(path: str, raw: bytes) -> list[ToolCall]:
         return coerce_batch(data)
     except InvalidBatchError as exc:
         raise CliError(f"{path}: {exc}") from None
+
+
+def _foreign_batch(path: str, data: Any) -> list[ToolCall] | None:
+    """The calls of a batch file in another format (a model's response, say), read by the
+    readers adapters register (group ``toolweave.batch_formats``; the engine imports none)."""
+    for entry in importlib.metadata.entry_points(group="toolweave.batch_formats"):
+        try:
+            found = entry.load()(data)
+        except Exception as exc:  # a reader that fails says so; the file is not taken for it
+            raise CliError(
+                f"{path}: the {entry.name} reader failed: {_one_line(safe_str(exc), 300)}"
+            ) from None
+        if found is None:
+            continue
+        kind, calls = found
+        if not calls:
+            raise CliError(f"{path} holds {kind} without tool calls: nothing to run")
+        return list(calls)
+    return None
 
 
 def _parse_json(path: str, text: str) -> Any:

@@ -169,3 +169,53 @@ def test_plan_checked_against_tools_exits_1_when_the_plan_has_errors(
     assert main(["plan", str(unknown), "--tools", tools]) == 1
     assert "unknown tool 'nope'" in capsys.readouterr().out
     assert main(["plan", str(unknown)]) == 0  # not checked against tools: no verdict
+
+
+CHAT_CALLS = [
+    {"id": "s", "type": "function", "function": {"name": "search", "arguments": '{"q": "owls"}'}},
+    {
+        "id": "f",
+        "type": "function",
+        "function": {"name": "fetch", "arguments": '{"url": "${s.hits[0].url}"}'},
+    },
+]
+MESSAGE = {"role": "assistant", "content": None, "tool_calls": CHAT_CALLS}
+RESPONSES_OUTPUT = [
+    {"type": "reasoning", "id": "r", "summary": []},
+    {"type": "function_call", "call_id": "s", "name": "search", "arguments": '{"q": "owls"}'},
+    {
+        "type": "function_call",
+        "call_id": "f",
+        "name": "fetch",
+        "arguments": '{"url": "${s.hits[0].url}"}',
+    },
+]
+
+
+@pytest.mark.parametrize(
+    "batch",
+    [
+        pytest.param(CHAT_CALLS, id="tool-calls-list"),
+        pytest.param(MESSAGE, id="assistant-message"),
+        pytest.param({"id": "x", "choices": [{"index": 0, "message": MESSAGE}]}, id="completion"),
+        pytest.param(RESPONSES_OUTPUT, id="responses-output"),
+        pytest.param({"id": "resp", "output": RESPONSES_OUTPUT}, id="responses-response"),
+    ],
+)
+def test_run_reads_a_models_response_as_it_came(files: pathlib.Path, batch: object) -> None:
+    ran = toolweave(
+        "run", "-", "--tools", str(files / "mytools.py"), "--json", stdin=json.dumps(batch)
+    )
+    assert ran.returncode == 0, ran.stderr
+    by_id = {c["call_id"]: c for c in json.loads(ran.stdout)["calls"]}
+    assert by_id["f"]["output"] == "page at https://x/owls"
+
+
+def test_a_response_without_tool_calls_is_named_in_the_error(files: pathlib.Path) -> None:
+    answer = {"role": "assistant", "content": "Hello!", "tool_calls": []}
+    ran = toolweave("plan", "-", stdin=json.dumps(answer))
+    assert ran.returncode == 2
+    assert ran.stderr == (
+        "toolweave: error: standard input holds a Chat Completions message without tool "
+        "calls: nothing to run\n"
+    )
