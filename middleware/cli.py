@@ -11,6 +11,7 @@ import contextlib
 import importlib
 import importlib.metadata
 import importlib.util
+import inspect
 import json
 import pathlib
 import sys
@@ -25,7 +26,7 @@ from ._models import BatchResult, ToolCall
 from ._orchestrator import Orchestrator
 from ._planner import coerce_batch, plan_batch
 from ._render import format_plan, format_results, format_timeline
-from ._tools import Tool
+from ._tools import Tool, _converters, tool_table
 
 __all__ = ["main"]
 
@@ -342,11 +343,45 @@ def _json_kind(data: Any) -> str:
 
 
 def _load_tools(spec: str) -> list[Tool]:
-    module = _import(spec)
-    tools = [value for value in vars(module).values() if isinstance(value, Tool)]
+    """The tools ``--tools`` names: a module or a file (its toolweave tools and any tool an
+    adapter converts, LangChain's say), or ``module:attribute`` (that tool, plain function or
+    list of them)."""
+    where, _, attribute = spec.rpartition(":")
+    if not (where and attribute and all(p.isidentifier() for p in attribute.split("."))):
+        where, attribute = spec, ""
+    module = _import(where)
+    if attribute:
+        obj: Any = module
+        for part in attribute.split("."):
+            if not hasattr(obj, part):
+                raise CliError(f"{where} has no attribute '{attribute}': name a tool or a list")
+            obj = getattr(obj, part)
+        items = list(obj.values()) if isinstance(obj, dict) else obj
+        try:
+            return list(tool_table(items if isinstance(items, list | tuple) else [items]).values())
+        except UsageError as exc:
+            raise CliError(f"{spec}: {exc}") from None
+    tools = []
+    for value in vars(module).values():
+        if isinstance(value, Tool):
+            tools.append(value)
+        elif not (callable(value) and (inspect.isroutine(value) or isinstance(value, type))):
+            tools.extend(t for convert in _converters() if (t := _converted(convert, value)))
+    tools = list({id(t): t for t in tools}.values())  # one tool imported under two names
     if not tools:
-        raise CliError(f"no tools in {spec}: decorate its functions with @toolweave.tool")
+        raise CliError(
+            f"no tools in {spec}: decorate its functions with @toolweave.tool, or name them "
+            f"as {spec}:function or {spec}:LIST"
+        )
     return tools
+
+
+def _converted(convert: Any, value: Any) -> Tool | None:
+    try:
+        found = convert(value)
+    except Exception:  # not this converter's kind of object
+        return None
+    return found if isinstance(found, Tool) else None
 
 
 def _import(spec: str) -> ModuleType:

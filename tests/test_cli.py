@@ -219,3 +219,38 @@ def test_a_response_without_tool_calls_is_named_in_the_error(files: pathlib.Path
         "toolweave: error: standard input holds a Chat Completions message without tool "
         "calls: nothing to run\n"
     )
+
+
+def test_tools_may_be_langchain_tools_or_named_functions(files: pathlib.Path) -> None:
+    (files / "lctools.py").write_text(
+        textwrap.dedent(
+            """
+            from langchain_core.tools import tool
+
+            @tool
+            def search(q: str) -> dict:
+                \"\"\"Search.\"\"\"
+                return {"hits": [{"url": "https://lc/" + q}]}
+
+            def fetch(url: str) -> str:
+                return "plain page at " + url
+
+            def helper() -> None:
+                raise AssertionError("a plain function is a tool only when named")
+
+            TOOLS = [search, fetch]
+            """
+        )
+    )
+    batch = (files / "good.json").read_text()
+    module = str(files / "lctools.py")
+    ran = toolweave("run", "-", "--tools", f"{module}:TOOLS", "--json", stdin=batch)
+    assert ran.returncode == 0, ran.stderr
+    by_id = {c["call_id"]: c for c in json.loads(ran.stdout)["calls"]}
+    assert by_id["f"]["output"] == "plain page at https://lc/cats"
+    found = toolweave("plan", "-", "--tools", module, stdin=batch)  # search only: no fetch
+    assert found.returncode == 1
+    assert "unknown tool 'fetch'" in found.stdout
+    missing = toolweave("plan", "-", "--tools", f"{module}:NOPE", stdin=batch)
+    assert missing.returncode == 2
+    assert "has no attribute 'NOPE'" in missing.stderr
