@@ -25,7 +25,7 @@ import json
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -72,15 +72,22 @@ def failed(outcome: Outcome, call_id: str) -> bool:
 
 
 def _message_for(outcome: Any, call_id: str) -> ToolMessage | None:
-    if isinstance(outcome, ToolMessage):
-        return outcome if outcome.tool_call_id == call_id else None
-    if isinstance(outcome, Command):
-        return _message_for(outcome.update, call_id)
-    if isinstance(outcome, Mapping):
-        return next((m for v in outcome.values() if (m := _message_for(v, call_id))), None)
-    if isinstance(outcome, list | tuple):
-        return next((m for v in outcome if (m := _message_for(v, call_id))), None)
-    return None
+    return next((m for m in _tool_messages(outcome) if m.tool_call_id == call_id), None)
+
+
+def _tool_messages(value: Any) -> Iterator[ToolMessage]:
+    """The ``ToolMessage``s in an outcome or a graph write: inside ``Command`` updates,
+    state updates and lists."""
+    if isinstance(value, ToolMessage):
+        yield value
+    elif isinstance(value, Command):
+        yield from _tool_messages(value.update)
+    elif isinstance(value, Mapping):
+        for v in value.values():
+            yield from _tool_messages(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from _tool_messages(v)
 
 
 # ------------------------------------------------------------------ what a call's task hears
@@ -314,7 +321,7 @@ class Turn:
             return member.known
         if member is None or member.arrived.done():
             return await run(self._again(member, call))
-        self._arrive(member, lambda c: run(c), threaded=False, given=call.get("args"))
+        self._arrive(member, run, threaded=False, given=call.get("args"))
         try:
             return await self._attend(member, run)
         except asyncio.CancelledError:
@@ -838,21 +845,9 @@ def _resuming(config: Mapping[str, Any] | None) -> tuple[Any, dict[str, Any]] | 
 
 def _answers(saved: Any) -> dict[str, Outcome]:
     found: dict[str, Outcome] = {}
-
-    def walk(value: Any) -> None:
-        if isinstance(value, ToolMessage):
-            found.setdefault(value.tool_call_id, value)
-        elif isinstance(value, Command):
-            walk(value.update)
-        elif isinstance(value, Mapping):
-            for v in value.values():
-                walk(v)
-        elif isinstance(value, list | tuple):
-            for v in value:
-                walk(v)
-
     for write in getattr(saved, "pending_writes", None) or ():
-        walk(write[2])
+        for message in _tool_messages(write[2]):
+            found.setdefault(message.tool_call_id, message)
     return found
 
 

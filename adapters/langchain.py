@@ -397,20 +397,16 @@ class ToolweaveNode(ToolNode):
         """One call, as ``ToolNode`` runs it (its wrappers and error handling included)."""
         request = self._request(call, runtime)
         config = runtime.config
-        if self._awrap_tool_call is None and self._wrap_tool_call is None:
-            return await self._execute_tool_async(request, input_type, config)
+        if self._awrap_tool_call is None:
+            if self._wrap_tool_call is None:
+                return await self._execute_tool_async(request, input_type, config)
+            return self._through_sync_wrapper(request, input_type, config)
 
         async def execute(req: ToolCallRequest) -> Any:
             return await self._execute_tool_async(req, input_type, config)
 
         try:
-            if self._awrap_tool_call is not None:
-                return await self._awrap_tool_call(request, execute)
-            assert self._wrap_tool_call is not None
-            return self._wrap_tool_call(
-                request,
-                lambda req: self._execute_tool_sync(req, input_type, config),  # type: ignore[arg-type,return-value]
-            )
+            return await self._awrap_tool_call(request, execute)
         except GraphBubbleUp:
             raise
         except Exception as exc:
@@ -425,6 +421,12 @@ class ToolweaveNode(ToolNode):
         config = runtime.config
         if self._wrap_tool_call is None:
             return self._execute_tool_sync(request, input_type, config)
+        return self._through_sync_wrapper(request, input_type, config)
+
+    def _through_sync_wrapper(
+        self, request: ToolCallRequest, input_type: Any, config: RunnableConfig
+    ) -> Any:
+        assert self._wrap_tool_call is not None
         try:
             return self._wrap_tool_call(
                 request,
@@ -604,10 +606,13 @@ def _stand_in(name: str, description: str, schema: dict[str, Any], own: Tool | N
 
 
 def _orchestrator(
-    tools: Mapping[str, BaseTool], own: Mapping[str, Tool], options: dict[str, Any]
+    tools: Mapping[str, BaseTool],
+    own: Mapping[str, Tool],
+    options: dict[str, Any],
+    where: str = "ToolweaveNode",
 ) -> Orchestrator:
     options = dict(options)
-    user = list(check_middleware(options.pop("middleware", ()), "ToolweaveNode"))
+    user = list(check_middleware(options.pop("middleware", ()), where))
     stand_ins = [
         _stand_in(n, t.description or "", _schema_of(t), own.get(n)) for n, t in tools.items()
     ]
@@ -656,9 +661,8 @@ class ToolweaveMiddleware(AgentMiddleware[Any, Any]):
         super().__init__()
         self.references = references
         self._options = dict(orchestrator_options)
-        user = check_middleware(self._options.pop("middleware", ()), "ToolweaveMiddleware")
-        self._options["middleware"] = list(user)
-        Orchestrator([], **self._options)  # a mistake in the options is told here
+        # A mistake in the options is told here, not at the first tool call.
+        _orchestrator({}, {}, self._options, "ToolweaveMiddleware")
         self.last_result: BatchResult | None = None
         """The ``BatchResult`` of the latest turn, for inspection."""
         self._turns = Turns(on_result=self._keep, steal=False)
@@ -677,7 +681,10 @@ class ToolweaveMiddleware(AgentMiddleware[Any, Any]):
         key = tuple(id(t) for t in table.values())
         found = self._orchestrators.get(key)
         if found is None:
-            found = (_orchestrator(table, {}, self._options), list(table.values()))
+            found = (
+                _orchestrator(table, {}, self._options, "ToolweaveMiddleware"),
+                list(table.values()),
+            )
             self._orchestrators[key] = found
             _bound(self._orchestrators)
         return found[0]

@@ -20,13 +20,13 @@ import argparse
 import asyncio
 import gc
 import graphlib
-import random
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from bench_engine import noop, raw_taskgroup, table, work
+from bench_plan import random_dag
 from bench_tracing import CALL_ATTRIBUTES, Dropping
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -116,19 +116,11 @@ async def overhead_lines(rounds: int) -> list[list[str]]:
 
 def planning_batch(
     n: int = 10_000, edges: int = 20_000
-) -> tuple[list[ToolCall], dict[int, set[int]]]:
-    """The same random graph as ``bench_engine``: references and ``depends_on``, both edges."""
-    rng = random.Random(7)
-    deps: list[set[int]] = [set() for _ in range(n)]
-    added = 0
-    while added < edges:
-        a, b = sorted(rng.sample(range(n), 2))
-        if a not in deps[b]:
-            deps[b].add(a)
-            added += 1
+) -> tuple[list[ToolCall], dict[int, list[int]]]:
+    """``bench_plan``'s random graph: references and ``depends_on``, both edges."""
+    deps = random_dag(n, edges, seed=7)
     calls = []
-    for i, ds in enumerate(deps):
-        ordered = sorted(ds)
+    for i, ordered in enumerate(deps):
         refs = [f"${{c{d}.value}}" for d in ordered[::2]]
         calls.append(
             ToolCall(f"c{i}", "work", {"ms": 1, "inputs": refs}, [f"c{d}" for d in ordered[1::2]])
