@@ -14,6 +14,8 @@ from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pydantic import Field
+
 from toolweave import BatchResult, CallResult, Orchestrator, Tool, ToolCall, UsageError
 from toolweave._json_schemas import subschemas
 from toolweave.telemetry._values import safe_str, to_text
@@ -23,6 +25,7 @@ from ._calls import CallIds, Written, one_call, unique_calls
 
 __all__ = [
     "AgentRun",
+    "StreamedBatch",
     "calls_from_openai",
     "dispatch_stream",
     "openai_tools",
@@ -496,21 +499,26 @@ class _StreamedCalls:
         self._by_id: dict[str, _Fragments] = {}
         self._next = 0  # first entry of _all not handed out yet: its batch position
         self._ids = CallIds()
+        self._text: list[str] = []
+        self._sent: list[tuple[ToolCall, Written]] = []
 
-    def feed(self, chunk: Any) -> None:
-        """Take in one chunk."""
+    def feed(self, chunk: Any) -> str | None:
+        """Take in one chunk; a Chat Completions stream reports no failure in band."""
         data = _plain(chunk)
         choices = data.get("choices") if isinstance(data, dict) else None
         for choice in map(_plain, choices if isinstance(choices, list) else []):
             if not isinstance(choice, dict) or choice.get("index", 0) not in (0, None):
                 continue  # only the first choice is read, as in calls_from_openai
             delta = _plain(choice.get("delta"))
+            if isinstance(delta, dict) and isinstance(delta.get("content"), str):
+                self._text.append(delta["content"])
             deltas = _plain(delta.get("tool_calls")) if isinstance(delta, dict) else None
             if isinstance(deltas, dict):
                 deltas = [deltas]
             for part in map(_plain, deltas if isinstance(deltas, list) else []):
                 if isinstance(part, dict):
                     self._take(part)
+        return None
 
     def _take(self, part: dict[str, Any]) -> None:
         raw_id = part.get("id")
@@ -583,57 +591,259 @@ class _StreamedCalls:
     def _send(self, entry: _Fragments, problem: str | None = None) -> ToolCall:
         entry.sent = True
         self._next += 1
-        return one_call(entry.written(problem), self._next - 1, self._ids)
+        written = entry.written(problem)
+        call = one_call(written, self._next - 1, self._ids)
+        self._sent.append((call, written))
+        return call
+
+    def assembled(self) -> dict[str, Any]:
+        """The ``StreamedBatch`` fields: the assistant message, its calls under the ids they
+        ran with."""
+        text = "".join(self._text) if self._text else None
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        if self._sent:
+            message["tool_calls"] = [_echo(call, written) for call, written in self._sent]
+        return {"api": "chat", "message": message, "text": text}
+
+
+class StreamedBatch(BatchResult):
+    """What ``dispatch_stream`` returns: the ``BatchResult`` of the calls the stream carried,
+    plus what the model wrote, assembled, so the conversation can go on without rebuilding it.
+
+    For a Chat Completions stream, append ``message`` and then ``to_openai_messages(batch)``;
+    for a Responses stream, extend the input with ``output`` and then
+    ``to_responses_items(batch)``. Calls appear there under the ids they ran with (a repeated
+    or missing id was made unique), so every answer names a call of the conversation.
+    """
+
+    api: Literal["chat", "responses"]
+    """Which API the stream spoke."""
+    text: str | None = None
+    """The text the model wrote besides its tool calls; None when it wrote none."""
+    message: dict[str, Any] | None = None
+    """Chat Completions: the assistant message (``content`` and ``tool_calls``)."""
+    output: list[dict[str, Any]] = Field(default_factory=list)
+    """Responses: the output items (messages, reasoning, calls), in the model's order."""
 
 
 async def dispatch_stream(
     stream: AsyncIterable[Any], orchestrator: Orchestrator, *, goal: str | None = None
-) -> BatchResult:
-    """Consume a streamed Chat Completions response (``stream=True``) and start each tool call
-    as soon as its arguments are complete and its dependencies allow, while the model is still
-    writing the rest of the batch. Returns the same ``BatchResult`` as ``orchestrator.run``.
+) -> StreamedBatch:
+    """Consume a streamed model response (``stream=True``) and start each tool call as soon as
+    its arguments are complete and its dependencies allow, while the model is still writing
+    the rest of the batch. Returns the same results as ``orchestrator.run``, as a
+    ``StreamedBatch`` (a ``BatchResult``) that also holds the assistant message or output items
+    the stream assembled.
 
-    A call is complete when the next one begins, or when it has its id and name and its
-    arguments already form a whole JSON object; calls join the batch in the order they began
-    (the model's order), and the call still open when the stream ends joins it then. Every
-    call that appeared in the stream gets exactly one result, as in ``calls_from_openai``
-    (generated ``call_{i}`` ids, renamed repeats, ``"(no name)"``). Index gaps, indexes
-    missing or of the wrong kind (the id, else the latest call, says which call a fragment
-    continues) and chunks of the wrong shape are tolerated: they are skipped or coerced.
+    Chat Completions chunks and Responses API events are both read; the first chunk that says
+    which it is decides. Chat Completions: a call is complete when the next one begins, or when
+    it has its id and name and its arguments already form a whole JSON object. Responses: a
+    call is complete when its ``response.output_item.done`` arrives. Calls join the batch in
+    the order they began (the model's order); a call still open when the stream ends joins it
+    then. Every call that appeared in the stream gets exactly one result, as in
+    ``calls_from_openai`` (generated ``call_{i}`` ids, renamed repeats, ``"(no name)"``).
+    Index gaps, indexes missing or of the wrong kind (the id, else the latest call, says which
+    call a fragment continues) and chunks of the wrong shape are tolerated: they are skipped or
+    coerced.
 
-    If the stream fails midway (an ``Exception`` from the iterator), the calls already
-    complete run to their results, each call left incomplete gets an error naming the failure,
-    and the failure is logged on the ``toolweave`` logger; cancellation still propagates.
+    If the stream fails midway (an ``Exception`` from the iterator, or a Responses ``error`` or
+    ``response.failed`` event), the calls already complete run to their results, each call
+    left incomplete gets an error naming the failure, and the failure is logged on the
+    ``toolweave`` logger; cancellation still propagates.
     """
-    calls = _StreamedCalls()
     chunks = aiter(stream)
+    reader: _StreamedCalls | _StreamedItems | None = None
     async with orchestrator.stream(goal=goal) as batch:
-        failure: Exception | None = None
+        failure: str | None = None
         while True:
             try:
                 chunk = await anext(chunks)
             except StopAsyncIteration:
                 break
             except Exception as exc:  # the stream broke: answer what it left incomplete
-                failure = exc
+                failure = f"{type(exc).__name__}: {safe_str(exc, 500)}"
                 break
-            calls.feed(chunk)
-            for call in calls.complete():
+            if reader is None:
+                reader = _reader_for(chunk)
+                if reader is None:
+                    continue  # a chunk that says nothing yet (a comment, a bare usage chunk)
+            failure = reader.feed(chunk)
+            for call in reader.complete():
                 batch.add(call)
+            if failure is not None:
+                break
+        reader = reader if reader is not None else _StreamedCalls()
         if failure is None:
-            rest = calls.rest()
+            rest = reader.rest()
         else:
-            reason = f"{type(failure).__name__}: {safe_str(failure, 500)}"
-            rest = calls.rest(f"the response stream failed before this call was complete: {reason}")
+            rest = reader.rest(
+                f"the response stream failed before this call was complete: {failure}"
+            )
             logger.warning(
                 "toolweave: the response stream failed (%s); %d incomplete tool calls were "
                 "answered with an error",
-                reason,
+                failure,
                 len(rest),
             )
         for call in rest:
             batch.add(call)
-    return batch.result
+    result = batch.result
+    fields = {name: getattr(result, name) for name in BatchResult.model_fields}
+    return StreamedBatch(**fields, **reader.assembled())
+
+
+def _reader_for(chunk: Any) -> _StreamedCalls | _StreamedItems | None:
+    """The reader for a stream whose first telling chunk is this one."""
+    data = _plain(chunk)
+    if not isinstance(data, dict):
+        return None
+    kind = data.get("type")
+    if isinstance(kind, str) and (kind.startswith("response.") or kind == "error"):
+        return _StreamedItems()
+    if "choices" in data or data.get("object") == "chat.completion.chunk":
+        return _StreamedCalls()
+    return None
+
+
+class _StreamedItems:
+    """Gathers Responses API stream events into output items and calls.
+
+    ``output_index`` names the item (the item id, else the latest item, when it is missing);
+    a call item is complete at its ``response.output_item.done``, or at ``response.completed``
+    if that event brings it. Events of the wrong shape are skipped.
+    """
+
+    def __init__(self) -> None:
+        self._items: dict[int, dict[str, Any]] = {}  # output_index -> latest snapshot
+        self._arguments: dict[int, str] = {}  # streamed argument text, until the item is done
+        self._done: set[int] = set()
+        self._by_item_id: dict[str, int] = {}
+        self._texts: dict[int, str] = {}  # streamed text of message items not done yet
+        self._sent: dict[int, ToolCall] = {}
+        self._ids = CallIds()
+        self._changed = False  # an item was done since complete() last looked
+
+    def feed(self, event: Any) -> str | None:
+        """Take in one event; the failure it reports, if it reports one."""
+        data = _plain(event)
+        if not isinstance(data, dict):
+            return None
+        kind = data.get("type")
+        if kind == "error":
+            return f"the server sent an error event: {to_text(data.get('message'), 300)}"
+        if kind in ("response.failed", "response.incomplete"):
+            response = _plain(data.get("response"))
+            response = response if isinstance(response, dict) else {}
+            why = response.get("error") or response.get("incomplete_details") or kind
+            return f"{kind}: {to_text(_plain(why), 300)}"
+        if kind == "response.completed":
+            response = _plain(data.get("response"))
+            output = response.get("output") if isinstance(response, dict) else None
+            for at, raw in enumerate(output if isinstance(output, list) else []):
+                item = _plain(raw)
+                if isinstance(item, dict) and at not in self._sent:
+                    self._items[at] = item
+                    self._done.add(at)
+                    self._changed = True
+            return None
+        index = self._index(data)
+        if kind == "response.output_item.added" and type(data.get("output_index")) is not int:
+            index = max(self._items, default=-1) + 1  # no index: it is the next item
+        if index is None:
+            return None
+        if kind in ("response.output_item.added", "response.output_item.done"):
+            item = _plain(data.get("item"))
+            if isinstance(item, dict):
+                self._items[index] = item
+                if isinstance(item.get("id"), str):
+                    self._by_item_id[item["id"]] = index
+                if kind == "response.output_item.done":
+                    self._done.add(index)
+                    self._changed = True
+        elif kind == "response.function_call_arguments.delta" and isinstance(
+            data.get("delta"), str
+        ):
+            self._arguments[index] = self._arguments.get(index, "") + data["delta"]
+        elif kind == "response.output_text.delta" and isinstance(data.get("delta"), str):
+            self._texts[index] = self._texts.get(index, "") + data["delta"]
+        return None
+
+    def _index(self, data: dict[str, Any]) -> int | None:
+        index = data.get("output_index")
+        if type(index) is int and index >= 0:
+            return index
+        item_id = data.get("item_id")
+        if isinstance(item_id, str) and item_id in self._by_item_id:
+            return self._by_item_id[item_id]
+        return max(self._items) if self._items else None
+
+    def _written(self, index: int) -> Written | None:
+        item = self._items[index]
+        if index not in self._done and item.get("type") == "function_call":
+            item = {**item, "arguments": self._arguments.get(index, item.get("arguments"))}
+        found = _read_responses([item])
+        return found[0] if found else None
+
+    def complete(self) -> list[ToolCall]:
+        """Call items now done whose earlier call items were all handed out, in order."""
+        if not self._changed:
+            return []
+        self._changed = False
+        out = []
+        for index in sorted(self._items):
+            if index in self._sent or self._written(index) is None:
+                continue
+            if index not in self._done:
+                break  # an earlier call is still being written: keep the model's order
+            out.append(self._send(index))
+        return out
+
+    def rest(self, problem: str | None = None) -> list[ToolCall]:
+        """Every call item not handed out yet, with ``problem`` as its error if given."""
+        return [
+            self._send(index, problem)
+            for index in sorted(self._items)
+            if index not in self._sent and self._written(index) is not None
+        ]
+
+    def _send(self, index: int, problem: str | None = None) -> ToolCall:
+        written = self._written(index)
+        assert written is not None
+        if isinstance(written.id, str) and written.id:
+            self._ids.note(written.id)
+        if problem is not None and written.problem is None:
+            written = Written(written.id, written.name, written.arguments, problem, written.kind)
+        call = one_call(written, len(self._sent), self._ids)
+        self._sent[index] = call
+        return call
+
+    def assembled(self) -> dict[str, Any]:
+        """The ``StreamedBatch`` fields: the output items (calls under the ids they ran with)
+        and the text of the message items."""
+        output: list[dict[str, Any]] = []
+        texts: list[str] = []
+        for index in sorted(self._items):
+            item = _without_none(self._items[index])
+            if item.get("type") == "message":
+                text = _message_text(item) if index in self._done else None
+                texts.append(text if text is not None else self._texts.get(index, ""))
+            call = self._sent.get(index)
+            if call is not None and item.get("type") == "function_call":
+                item["call_id"] = call.id
+                if index not in self._done:
+                    item["arguments"] = self._arguments.get(index, "")
+            output.append(item)
+        return {"api": "responses", "output": output, "text": "".join(texts) if texts else None}
+
+
+def _message_text(item: Mapping[str, Any]) -> str | None:
+    content = item.get("content")
+    if not isinstance(content, list):
+        return None
+    parts = [_plain(p) for p in content]
+    return "".join(
+        p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str)
+    )
 
 
 _EARLY_PARSE_CHARS = 65_536
@@ -675,38 +885,123 @@ async def run_openai_agent(
     max_turns: int = 8,
     *,
     references: bool = True,
+    stream: bool = False,
+    api: Literal["chat", "responses"] = "chat",
     **create_options: Any,
 ) -> AgentRun:
-    """A complete Chat Completions agent loop: model -> batch -> results -> model, until the
-    model answers without tool calls or ``max_turns`` model calls were made.
+    """A complete agent loop: model -> batch -> results -> model, until the model answers
+    without tool calls or ``max_turns`` model calls were made.
 
-    With ``references`` the tools advertise the reference syntax and a short system message
-    teaches it. ``create_options`` go to ``client.chat.completions.create``.
+    ``api="chat"`` calls ``client.chat.completions.create``; ``api="responses"`` calls
+    ``client.responses.create`` with the conversation as ``input`` (``messages`` are input
+    items: role messages, or items a previous run returned). With ``stream`` the model's answer
+    is streamed and each call starts while the model is still writing the rest
+    (``dispatch_stream``). With ``references`` the tools advertise the reference syntax and a
+    short system message teaches it. ``create_options`` go to the create call.
+
+    ``AgentRun.messages`` is the whole conversation in the API's own shape: chat messages, or
+    Responses input items (the model's output items, then one ``function_call_output`` per
+    call), ready for the next request.
     """
     if max_turns < 1:
         raise UsageError("max_turns must be at least 1")
+    if api not in ("chat", "responses"):
+        raise UsageError(f"api must be 'chat' or 'responses', got {to_text(api, 40)}")
     conversation = [dict(m) for m in messages]
     if references:
         conversation.insert(0, {"role": "system", "content": reference_instructions()})
-    tools = openai_tools(orchestrator, references=references)
+    tools = openai_tools(orchestrator, api=api, references=references)
     goal = next((str(m.get("content")) for m in messages if m.get("role") == "user"), None)
     run = AgentRun(messages=conversation)
     while run.turns < max_turns:
         run.turns += 1
-        response = await client.chat.completions.create(
-            model=model, messages=conversation, tools=tools, **create_options
-        )
-        message = response.choices[0].message
+        options = {**create_options, "stream": True} if stream else create_options
+        if api == "chat":
+            answer = await client.chat.completions.create(
+                model=model, messages=conversation, tools=tools, **options
+            )
+        else:
+            answer = await client.responses.create(
+                model=model, input=conversation, tools=tools, **options
+            )
+        if stream:
+            result: BatchResult | None = await _streamed_turn(answer, orchestrator, goal)
+            assert isinstance(result, StreamedBatch)
+            said, text = result.message if api == "chat" else result.output, result.text
+        else:
+            said, text, calls = _whole_turn(answer, api)
+            result = await orchestrator.run(calls, goal=goal) if calls else None
+        if isinstance(said, dict):
+            conversation.append(said)
+        elif said is not None:
+            conversation.extend(said)
+        if result is None or not result.results:
+            run.final = text
+            break
+        run.batches.append(result)
+        answers = to_openai_messages(result) if api == "chat" else to_responses_items(result)
+        conversation.extend(answers)
+    return run
+
+
+async def _streamed_turn(events: Any, orchestrator: Orchestrator, goal: str | None) -> BatchResult:
+    """Dispatch a streamed answer, and close the stream however the dispatch ends."""
+    try:
+        return await dispatch_stream(events, orchestrator, goal=goal)
+    finally:
+        close = getattr(events, "close", None)
+        if callable(close):
+            closed = close()
+            if hasattr(closed, "__await__"):
+                await closed
+
+
+def _whole_turn(
+    answer: Any, api: Literal["chat", "responses"]
+) -> tuple[dict[str, Any] | list[dict[str, Any]], str | None, list[ToolCall]]:
+    """What a whole (not streamed) answer said, its text, and its calls."""
+    if api == "chat":
+        message = answer.choices[0].message
         written = _read(message)
         calls = unique_calls(written)
-        conversation.append(_assistant_message(message, calls, written))
-        if not calls:
-            run.final = message.content
-            break
-        result = await orchestrator.run(calls, goal=goal)
-        run.batches.append(result)
-        conversation.extend(to_openai_messages(result))
-    return run
+        return _assistant_message(message, calls, written), _plain(message).get("content"), calls
+    data = _plain(answer)
+    items = [_plain(i) for i in (data.get("output") or [])] if isinstance(data, dict) else []
+    written = _read_responses(items)
+    calls = unique_calls(written)
+    return _echo_items(items, calls), _responses_text(items), calls
+
+
+def _echo_items(items: Sequence[Any], calls: Sequence[ToolCall]) -> list[dict[str, Any]]:
+    """The output items to send back, each call item under the id its call ran with."""
+    out = []
+    ran = iter(calls)
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        item = _without_none(item)
+        if _read_responses([item]):
+            call = next(ran)
+            if item.get("type") in ("function_call", "custom_tool_call"):
+                item["call_id"] = call.id
+        out.append(item)
+    return out
+
+
+def _responses_text(items: Sequence[Any]) -> str | None:
+    texts = [
+        _message_text(i) or "" for i in items if isinstance(i, dict) and i.get("type") == "message"
+    ]
+    return "".join(texts) if texts else None
+
+
+def _without_none(value: Any) -> Any:
+    """``value`` without the null fields a dumped SDK object carries (the API refuses some)."""
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_none(v) for v in value]
+    return value
 
 
 def _assistant_message(

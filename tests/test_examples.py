@@ -42,10 +42,24 @@ def offline(*argv: str) -> subprocess.CompletedProcess[str]:
              "batch dag [['call_search', 'call_weather'], ['call_fetch'], ['call_sum']]"],
             id="create-agent",
         ),
+        pytest.param(
+            "examples/openai_streaming.py",
+            ["started call_search", "the model's stream ended",
+             "call_sum ok Summary: A page about dependency-graphs.",
+             "final: Here is what the tools found:"],
+            id="openai-streaming-chat",
+        ),
+        pytest.param(
+            "examples/openai_streaming.py responses",
+            ["started call_search", "the model's stream ended",
+             "call_sum ok Summary: A page about dependency-graphs.",
+             "final: Here is what the tools found:"],
+            id="openai-streaming-responses",
+        ),
     ],
 )  # fmt: skip
 def test_examples_run_offline(script: str, expected: list[str]) -> None:
-    proc = offline(script)
+    proc = offline(*script.split())
     assert proc.returncode == 0, proc.stderr[-3000:]
     for line in expected:
         assert line in proc.stdout

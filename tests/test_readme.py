@@ -112,3 +112,52 @@ def test_the_langgraph_adoption_lines_work_as_written() -> None:
             m.tool_call_id: m.content for m in final["messages"] if isinstance(m, ToolMessage)
         }
         assert answers == {"a": '{"station": "Lisbon-01"}', "b": "sunny at Lisbon-01"}
+
+
+def test_the_openai_adoption_snippets_work_as_written() -> None:
+    """The whole-answer and the streamed snippets of "Adopting it", against a scripted model
+    whose batch refers from one call to another; each ends with the conversation extended."""
+    import ast
+    import asyncio
+    from typing import Any
+
+    from toolweave import Orchestrator, tool
+    from toolweave.testing import ScriptedOpenAIServer
+
+    section = README.read_text().split("**OpenAI**", 1)[1].split("**LangChain", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert len(blocks) == 2
+
+    @tool
+    def lookup(city: str) -> dict[str, str]:
+        """The weather station of a city."""
+        return {"station": f"{city}-01"}
+
+    @tool
+    def forecast(station: str) -> str:
+        """The forecast at a station."""
+        return f"sunny at {station}"
+
+    def script(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "tool_calls": [
+                ("a", "lookup", {"city": "Lisbon"}),
+                ("b", "forecast", {"station": "${a.station}"}),
+            ]
+        }
+
+    flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+    for block in blocks:
+        with ScriptedOpenAIServer(script=script) as server:
+            messages: list[Any] = [{"role": "user", "content": "Lisbon weather?"}]
+            scope: dict[str, Any] = {
+                "client": server.client(max_retries=0),
+                "model": "scripted",
+                "messages": messages,
+                "orchestrator": Orchestrator([lookup, forecast]),
+            }
+            exec("from toolweave.adapters.openai import *", scope)
+            asyncio.run(eval(compile(block, "README.md", "exec", flags=flags), scope))
+            server.assert_done()
+        answers = [m for m in scope["messages"] if isinstance(m, dict) and m.get("role") == "tool"]
+        assert [m["content"] for m in answers] == ['{"station": "Lisbon-01"}', "sunny at Lisbon-01"]
