@@ -473,12 +473,27 @@ class _Fragments:
     name: str = ""
     bad_name: Any = None
     """A name fragment that was not text, kept to name it in the call's error."""
-    arguments: str = ""
+    pieces: list[str] = field(default_factory=list)
+    """The argument fragments; joined only when read, so a long stream stays linear."""
+    size: int = 0
     sent: bool = False
+
+    @property
+    def arguments(self) -> str:
+        return "".join(self.pieces)
+
+    def add(self, fragment: str) -> None:
+        self.pieces.append(fragment)
+        self.size += len(fragment)
 
     def ready(self) -> bool:
         """Complete on its own: id, name and a whole JSON object of arguments."""
-        return bool(self.id and self.name) and _whole_object(self.arguments)
+        if not (self.id and self.name) or self.size > _EARLY_PARSE_CHARS:
+            return False
+        last = next((p for p in reversed(self.pieces) if p.strip()), "")
+        if not last.rstrip().endswith("}"):
+            return False  # cannot be whole yet: spare the join and the parse
+        return _whole_object(self.arguments)
 
     def written(self, problem: str | None = None) -> Written:
         name = self.bad_name if self.bad_name is not None and not self.name else self.name
@@ -545,12 +560,12 @@ class _StreamedCalls:
             entry.id = call_id
             self._by_id[call_id] = entry
             self._ids.note(call_id)
-        if fresh_name and not (entry.name and entry.arguments):
+        if fresh_name and not (entry.name and entry.size):
             entry.name += text_name
         elif name is not None and not isinstance(name, str):
             entry.bad_name = name
         if arguments:
-            entry.arguments += arguments
+            entry.add(arguments)
 
     def _entry(self, index: Any, call_id: str | None, *, begins: bool) -> _Fragments:
         if type(index) is int and index >= 0:
@@ -715,10 +730,10 @@ class _StreamedItems:
 
     def __init__(self) -> None:
         self._items: dict[int, dict[str, Any]] = {}  # output_index -> latest snapshot
-        self._arguments: dict[int, str] = {}  # streamed argument text, until the item is done
+        self._arguments: dict[int, list[str]] = {}  # streamed argument pieces, until done
         self._done: set[int] = set()
         self._by_item_id: dict[str, int] = {}
-        self._texts: dict[int, str] = {}  # streamed text of message items not done yet
+        self._texts: dict[int, list[str]] = {}  # streamed text of message items not done yet
         self._sent: dict[int, ToolCall] = {}
         self._ids = CallIds()
         self._changed = False  # an item was done since complete() last looked
@@ -763,9 +778,9 @@ class _StreamedItems:
         elif kind == "response.function_call_arguments.delta" and isinstance(
             data.get("delta"), str
         ):
-            self._arguments[index] = self._arguments.get(index, "") + data["delta"]
+            self._arguments.setdefault(index, []).append(data["delta"])
         elif kind == "response.output_text.delta" and isinstance(data.get("delta"), str):
-            self._texts[index] = self._texts.get(index, "") + data["delta"]
+            self._texts.setdefault(index, []).append(data["delta"])
         return None
 
     def _index(self, data: dict[str, Any]) -> int | None:
@@ -780,7 +795,8 @@ class _StreamedItems:
     def _written(self, index: int) -> Written | None:
         item = self._items[index]
         if index not in self._done and item.get("type") == "function_call":
-            item = {**item, "arguments": self._arguments.get(index, item.get("arguments"))}
+            pieces = self._arguments.get(index)
+            item = {**item, "arguments": "".join(pieces) if pieces else item.get("arguments")}
         found = _read_responses([item])
         return found[0] if found else None
 
@@ -826,12 +842,12 @@ class _StreamedItems:
             item = _without_none(self._items[index])
             if item.get("type") == "message":
                 text = _message_text(item) if index in self._done else None
-                texts.append(text if text is not None else self._texts.get(index, ""))
+                texts.append(text if text is not None else "".join(self._texts.get(index, ())))
             call = self._sent.get(index)
             if call is not None and item.get("type") == "function_call":
                 item["call_id"] = call.id
                 if index not in self._done:
-                    item["arguments"] = self._arguments.get(index, "")
+                    item["arguments"] = "".join(self._arguments.get(index, ()))
             output.append(item)
         return {"api": "responses", "output": output, "text": "".join(texts) if texts else None}
 
