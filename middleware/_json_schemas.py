@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import jsonschema
+import regex
 
 from toolweave.telemetry._values import safe_str, safe_type_name, to_text
 
@@ -157,7 +158,92 @@ def build_validator(tool_name: str, parameters: Any) -> tuple[dict[str, Any], An
             f"{safe_str(exc.message, 300)}"
         ) from None
     _check_refs(tool_name, schema, schema)
-    return schema, cls(schema)
+    return schema, _bounded(cls)(schema)
+
+
+_MATCH_SECONDS = 0.25
+"""How long one ``pattern`` match may take. The schema may come from a server you do not
+control and the string from the model: Python's ``re`` can backtrack for minutes on
+``(x+x+)+y`` against 30 x's, on the event loop, and no call timeout could stop it."""
+
+
+class PatternTooCostly(Exception):
+    """A ``pattern`` match that ran past ``_MATCH_SECONDS``."""
+
+
+def _search(pattern: str, text: str) -> bool:
+    """``re.search``, in the ``regex`` engine (Python's syntax, plus protection against the
+    classic catastrophic patterns), stopped after ``_MATCH_SECONDS``."""
+    try:
+        return regex.search(pattern, text, timeout=_MATCH_SECONDS) is not None
+    except TimeoutError:
+        raise PatternTooCostly(pattern) from None
+    except regex.error:  # a rare pattern that only ``re`` reads (the schema check used ``re``)
+        return re.search(pattern, text) is not None
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[Any]:
+    if not validator.is_type(instance, "string"):
+        return
+    try:
+        if not _search(pattern, instance):
+            yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+    except PatternTooCostly:
+        yield jsonschema.ValidationError(
+            f"matching the value against the pattern {safe_str(pattern, 80)!r} took over "
+            f"{_MATCH_SECONDS} s and was stopped; send a shorter or simpler value",
+            validator="pattern (stopped)",  # not worded as "expected a string matching"
+        )
+
+
+def _extras(instance: Mapping[str, Any], schema: Mapping[str, Any]) -> Iterator[str]:
+    """The properties that neither ``properties`` nor ``patternProperties`` cover."""
+    declared = schema.get("properties", {})
+    patterns = list(schema.get("patternProperties", {}))
+    for name in instance:
+        if name not in declared and not any(_matches(p, name) for p in patterns):
+            yield name
+
+
+def _matches(pattern: str, name: str) -> bool:
+    try:
+        return _search(pattern, name)
+    except PatternTooCostly:
+        return False  # the name is then checked as an additional property
+
+
+def _pattern_properties(validator: Any, patterns: Any, instance: Any, schema: Any) -> Iterator[Any]:
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in patterns.items():
+        for name, value in instance.items():
+            if _matches(pattern, name):
+                yield from validator.descend(value, subschema, path=name, schema_path=pattern)
+
+
+def _additional_properties(validator: Any, extra: Any, instance: Any, schema: Any) -> Iterator[Any]:
+    if not validator.is_type(instance, "object"):
+        return
+    extras = sorted(_extras(instance, schema), key=str)
+    if validator.is_type(extra, "object"):
+        for name in extras:
+            yield from validator.descend(instance[name], extra, path=name)
+    elif not extra and extras:
+        shown_names = ", ".join(repr(name) for name in extras)
+        yield jsonschema.ValidationError(
+            f"Additional properties are not allowed ({shown_names} unexpected)"
+        )
+
+
+def _bounded(cls: Any) -> Any:
+    """``cls`` whose regular expressions run in bounded time."""
+    keywords = {
+        "pattern": _pattern,
+        "patternProperties": _pattern_properties,
+        "additionalProperties": _additional_properties,
+    }
+    own = {k: v for k, v in keywords.items() if k in cls.VALIDATORS}  # drafts differ
+    return jsonschema.validators.extend(cls, own)  # type: ignore[no-untyped-call]
 
 
 def validate_with_schema(validator: Any, arguments: Mapping[str, Any]) -> dict[str, Any]:
@@ -335,9 +421,9 @@ def _unexpected(instance: Mapping[str, Any], schema: Mapping[str, Any]) -> list[
         if name in declared:
             continue
         try:
-            if any(re.search(p, name) for p in patterns):
+            if any(_matches(p, name) for p in patterns):
                 continue
-        except (re.error, TypeError):
+        except (regex.error, TypeError):
             pass
         out.append(name)
     return out

@@ -691,3 +691,63 @@ def test_a_number_too_long_to_print_is_named_by_its_field() -> None:
         "call 'b' (store): invalid arguments: 'name': a number too large to check against the "
         "schema (over 4,000 digits); send a smaller one. Fix these and call again."
     )
+
+
+# ------------------------------------------------------------------ patterns from untrusted schemas
+
+# With Python's re, '(x+x+)+y' against 26 x's backtracks for about 7 s, and each x more doubles
+# it; validation runs on the event loop, where no call timeout can stop it.
+CATASTROPHIC = "(x+x+)+y"
+EVIL = "(a|aa)+$"  # hard for the regex engine too: it stops at the time limit
+
+
+def test_a_catastrophic_pattern_fails_the_call_not_the_batch() -> None:
+    def echo(arguments: dict[str, Any]) -> Any:
+        return arguments
+
+    tools = [
+        Tool.from_schema(
+            "lookup",
+            "Look a code up.",
+            {"type": "object", "properties": {"code": {"type": "string", "pattern": EVIL}}},
+            echo,
+        ),
+        Tool.from_schema(
+            "tag",
+            "Tag by key.",
+            {
+                "type": "object",
+                "patternProperties": {CATASTROPHIC: {"type": "integer"}},
+                "additionalProperties": False,
+            },
+            echo,
+        ),
+        Tool.from_schema(
+            "plain",
+            "A normal pattern.",
+            {"type": "object", "properties": {"id": {"type": "string", "pattern": r"^\d{3}$"}}},
+            echo,
+        ),
+    ]
+    calls = [
+        ToolCall(id="slow", name="lookup", arguments={"code": "a" * 5_000 + "b"}),
+        ToolCall(id="keys", name="tag", arguments={"x" * 40: 1}),
+        ToolCall(id="good", name="plain", arguments={"id": "123"}),
+        ToolCall(id="bad", name="plain", arguments={"id": "12a"}),
+        ToolCall(id="fine", name="lookup", arguments={"code": "aaa"}),
+    ]
+
+    async def main() -> Any:
+        return await asyncio.wait_for(Orchestrator(tools).run(calls), 60)
+
+    result = asyncio.run(main())
+    slow = result.get("slow")
+    assert slow.error_type == "invalid_arguments"
+    assert "'code'" in str(slow.error)
+    assert "was stopped" in str(slow.error)
+    assert "send a shorter or simpler value" in str(slow.error)
+    keys = result.get("keys")
+    assert keys.error_type == "invalid_arguments", "an unmatched key is an extra property"
+    assert result.get("good").output == {"id": "123"}
+    assert result.get("bad").error_type == "invalid_arguments"
+    assert result.get("fine").output == {"code": "aaa"}
