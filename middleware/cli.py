@@ -1,7 +1,8 @@
 """The ``toolweave`` command line: plan, run and demo batches of tool calls.
 
 Exit codes: 0 success, 1 a batch had failed or skipped calls, 2 bad input (file, module,
-arguments), with a one-line message and no traceback.
+arguments), with a one-line message and no traceback. ``run`` on a terminal shows live
+progress (``_progress``); off a terminal, or with ``--json``, it prints its summary only.
 """
 
 from __future__ import annotations
@@ -13,20 +14,26 @@ import importlib.metadata
 import importlib.util
 import inspect
 import json
+import os
 import pathlib
 import sys
 from collections.abc import Sequence
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
+from urllib.parse import urlsplit
 
 from toolweave.telemetry._values import safe_str, to_jsonable
 
+from ._decisions import Decider, RuleDecider, as_decider
 from ._errors import InvalidBatchError, UsageError
-from ._models import BatchResult, ToolCall
+from ._models import BatchResult, DecisionRecord, ToolCall
 from ._orchestrator import Orchestrator
 from ._planner import coerce_batch, plan_batch
 from ._render import format_plan, format_results, format_timeline
 from ._tools import Tool, _converters, tool_table
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = ["main"]
 
@@ -44,6 +51,17 @@ _TRACE_HELP = (
     "export spans: otlp (OTEL_EXPORTER_OTLP_ENDPOINT, default http://localhost:4318), "
     "otlp-grpc, console, or jsonl:PATH"
 )
+_DECIDER_HELP = (
+    "ask a decider between steps: MODULE:NAME (a rule function, a list of rules or a decider "
+    "object, in a module or a .py file) or openai:MODEL (a model at OPENAI_BASE_URL, default "
+    "api.openai.com, with OPENAI_API_KEY)"
+)
+_DECIDER_FORMS = (
+    "write MODULE:NAME (a rule function, a list of rules or an object with 'async "
+    "decide(context)', in a module or a .py file) or openai:MODEL"
+)
+_OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
+_loaded_files: dict[pathlib.Path, ModuleType] = {}  # this command's module files, by path
 
 
 class CliError(Exception):
@@ -53,6 +71,7 @@ class CliError(Exception):
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
     _tolerant_output()
+    _loaded_files.clear()
     parser = _parser()
     args = parser.parse_args(argv)
     tracing = None
@@ -131,6 +150,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--max-concurrency", type=int, default=None, metavar="N")
     run.add_argument("--strategy", choices=["auto", "serial"], default="auto")
     run.add_argument("--trace", metavar="EXPORTER", help=_TRACE_HELP)
+    run.add_argument("--decider", metavar="SPEC", help=_DECIDER_HELP)
     run.set_defaults(handler=_cmd_run)
 
     inspect = sub.add_parser("inspect", help="show a JSON-lines trace file, batch by batch")
@@ -161,20 +181,88 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     calls = _load_batch(args.batch)
+    tools = _load_tools(args.tools)
+    chosen = _load_decider(args.decider) if args.decider is not None else None
+    decider = chosen.decider if chosen is not None else None
     try:
         orchestrator = Orchestrator(
-            _load_tools(args.tools), max_concurrency=args.max_concurrency, strategy=args.strategy
+            tools, max_concurrency=args.max_concurrency, strategy=args.strategy, decider=decider
         )
     except UsageError as exc:
         raise CliError(str(exc)) from None
-    result = orchestrator.run_sync(calls)
+    console = None if args.json or args.trace == "console" else _live_console()
+    result = (
+        orchestrator.run_sync(calls)
+        if console is None
+        else _run_with_progress(orchestrator, calls, console)
+    )
     if args.json:
         print(json.dumps(to_jsonable(result.to_trace(include_content=True)), indent=2))
     else:
         print(format_plan(result.plan))
         print()
         print(format_results(result))
+        if chosen is not None:
+            print()
+            print(_format_decisions(result, chosen))
     return 0 if result.ok else 1
+
+
+def _live_console() -> Console | None:
+    """A console for live progress when standard output is an interactive terminal, as
+    ``rich`` judges it (``TERM=dumb`` is not; ``NO_COLOR`` draws without colour)."""
+    try:
+        if not sys.stdout.isatty():
+            return None
+    except (AttributeError, ValueError):  # replaced or closed
+        return None
+    from rich.console import Console
+
+    console = Console(file=sys.stdout)
+    return console if console.is_interactive else None
+
+
+def _run_with_progress(
+    orchestrator: Orchestrator, calls: list[ToolCall], console: Console
+) -> BatchResult:
+    from ._progress import RunProgress, live_progress
+
+    plan = orchestrator.plan(calls)
+    progress = RunProgress(calls, errors=plan.errors, rows=max(3, console.height - 6))
+    orchestrator.middleware = (progress.middleware, *orchestrator.middleware)
+    if orchestrator.decider is not None:
+        orchestrator.decider = progress.watch(orchestrator.decider)
+    with live_progress(progress, console):
+        result = orchestrator.run_sync(calls)
+        progress.finish(result)
+    return result
+
+
+def _format_decisions(result: BatchResult, chosen: _ChosenDecider) -> str:
+    """One line per decision the decider was asked for (or fell back on), then whether it
+    stopped the batch, and what to check when it failed."""
+    count = len(result.decisions)
+    lines = [f"decider: {chosen.name}, {count} decision{'' if count == 1 else 's'}"]
+    lines += [f"  {_decision_line(record)}" for record in result.decisions]
+    if result.stopped is not None:
+        lines.append(f"stopped by the decider: {_one_line(safe_str(result.stopped), 300)}")
+    if any(record.fallback and record.error for record in result.decisions):
+        lines.append(f"the decider failed, and the run went on as planned: {chosen.fix}")
+    return "\n".join(lines)
+
+
+def _decision_line(record: DecisionRecord) -> str:
+    decision = record.decision
+    about = _one_line(", ".join(record.call_ids), 120)
+    action = decision.effective
+    line = f"before {about}: {action}"
+    if action == "skip":
+        line += " " + _one_line(", ".join(decision.skip), 120)
+    if record.fallback:
+        why = _one_line(safe_str(record.error or "no answer"), 300)
+        return f"{line} (fallback: {why})"
+    reason = _one_line(safe_str(decision.reason), 200)
+    return f"{line} ({reason})" if reason else line
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
@@ -342,6 +430,115 @@ def _json_kind(data: Any) -> str:
     return "number"
 
 
+class _ChosenDecider(NamedTuple):
+    """The decider `--decider` named, with what the summary says about it."""
+
+    decider: Decider
+    name: str
+    """What the summary calls it: ``rules.py:skip_empty`` or ``model M at URL``."""
+    fix: str
+    """What to check when it fails."""
+
+
+def _load_decider(spec: str) -> _ChosenDecider:
+    """The decider ``--decider`` names; ``CliError`` naming the option and the fix."""
+    if spec.startswith("openai:"):
+        return _openai_decider(spec, spec.removeprefix("openai:"))
+    where, _, attribute = spec.rpartition(":")
+    if not where or not attribute:
+        raise CliError(f"--decider {spec}: {_DECIDER_FORMS}")
+    if not all(part.isidentifier() for part in attribute.split(".")):
+        raise CliError(f"--decider {spec}: '{attribute}' is not a Python name; {_DECIDER_FORMS}")
+    try:
+        module = _import(where, "the decider")
+    except CliError as exc:
+        raise CliError(f"--decider {spec}: {exc}") from None
+    obj: Any = module
+    for part in attribute.split("."):
+        if not hasattr(obj, part):
+            raise CliError(
+                f"--decider {spec}: {where} has no attribute '{attribute}'; name a rule "
+                "function, a list of rules or a decider object defined there"
+            )
+        obj = getattr(obj, part)
+    fix = f"fix {spec} (its error is above)"
+    return _ChosenDecider(_as_cli_decider(spec, attribute, obj), spec, fix)
+
+
+def _as_cli_decider(spec: str, attribute: str, obj: Any) -> Decider:
+    if isinstance(obj, type):
+        raise CliError(
+            f"--decider {spec}: {attribute} is a class; name an instance of it (decider = "
+            f"{attribute}(...) in the module) or a rule function"
+        )
+    try:
+        if isinstance(obj, list | tuple):  # rules, combined as the library combines them
+            for rule in obj:
+                _check_rule(spec, rule)
+            return RuleDecider(*obj)
+        if not hasattr(obj, "decide"):
+            _check_rule(spec, obj)
+        return as_decider(obj)
+    except UsageError as exc:
+        raise CliError(f"--decider {spec}: {exc}") from None
+
+
+def _check_rule(spec: str, rule: Any) -> None:
+    shown = getattr(rule, "__qualname__", None) or safe_str(rule, 60)
+    if isinstance(rule, ModuleType | type) or not callable(rule):
+        raise CliError(
+            f"--decider {spec}: {shown} ({type(rule).__name__}) is not a rule or a decider; "
+            f"{_DECIDER_FORMS}"
+        )
+    try:
+        inspect.signature(rule).bind(None)
+    except TypeError:
+        raise CliError(
+            f"--decider {spec}: {shown} cannot be called as rule(context); a rule takes the "
+            "DecisionContext and returns a Decision or None"
+        ) from None
+    except ValueError:  # no signature to read (a builtin): it will tell when called
+        pass
+
+
+def _openai_decider(spec: str, model: str) -> _ChosenDecider:
+    if not model.strip():
+        raise CliError(
+            f"--decider {spec}: no model named; write openai:MODEL, openai:gpt-4.1-mini say"
+        )
+    key = os.environ.get("OPENAI_API_KEY", "")
+    base_url = os.environ.get("OPENAI_BASE_URL", "")
+    if not key:
+        raise CliError(
+            f"--decider {spec}: OPENAI_API_KEY is not set; export it (any value for a server "
+            "that takes none), and OPENAI_BASE_URL for a server other than api.openai.com"
+        )
+    if base_url:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise CliError(
+                f"--decider {spec}: OPENAI_BASE_URL={_one_line(base_url, 120)!r} is not an "
+                "http(s) URL; set it like http://localhost:8000/v1, or unset it for "
+                "api.openai.com"
+            )
+    try:
+        from openai import AsyncOpenAI
+    except ImportError as exc:
+        raise CliError(
+            f"--decider {spec} needs the openai package: pip install 'toolweave[openai]' "
+            f"({_describe(exc)})"
+        ) from None
+    from ._llm_decider import IntermediateLLMDecider
+
+    client = AsyncOpenAI(api_key=key, base_url=base_url or None)
+    where = base_url or f"{_OPENAI_DEFAULT_URL} (OPENAI_BASE_URL is not set)"
+    return _ChosenDecider(
+        IntermediateLLMDecider(client, model),
+        f"model {_one_line(model, 80)} at {where}",
+        "check OPENAI_BASE_URL, OPENAI_API_KEY and the model name",
+    )
+
+
 def _load_tools(spec: str) -> list[Tool]:
     """The tools ``--tools`` names: a module or a file (its toolweave tools and any tool an
     adapter converts, LangChain's say), or ``module:attribute`` (that tool, plain function or
@@ -349,7 +546,7 @@ def _load_tools(spec: str) -> list[Tool]:
     where, _, attribute = spec.rpartition(":")
     if not (where and attribute and all(p.isidentifier() for p in attribute.split("."))):
         where, attribute = spec, ""
-    module = _import(where)
+    module = _import(where, "tools")
     if attribute:
         obj: Any = module
         for part in attribute.split("."):
@@ -384,7 +581,9 @@ def _converted(convert: Any, value: Any) -> Tool | None:
     return found if isinstance(found, Tool) else None
 
 
-def _import(spec: str) -> ModuleType:
+def _import(spec: str, what: str) -> ModuleType:
+    """The module ``spec`` names (a module name or a ``.py`` file) that ``what`` come from;
+    a file named twice in one command (``--tools`` and ``--decider``) is run once."""
     name: str | None = None  # set once a module file is registered in sys.modules
     module: ModuleType | None = None
     try:
@@ -392,6 +591,9 @@ def _import(spec: str) -> ModuleType:
             path = pathlib.Path(spec)
             if not path.is_file():
                 raise CliError(f"no such file: {spec}")
+            known = _loaded_files.get(path.resolve())
+            if known is not None:
+                return known
             # A file named like an imported module (json.py) must not take its place.
             name = path.stem if path.stem not in sys.modules else f"toolweave_tools_{path.stem}"
             loaded = importlib.util.spec_from_file_location(name, path)
@@ -400,8 +602,11 @@ def _import(spec: str) -> ModuleType:
             module = importlib.util.module_from_spec(loaded)
             sys.modules[name] = module
             loaded.loader.exec_module(module)
+            _loaded_files[path.resolve()] = module
             return module
-        sys.path.insert(0, ".")
+        if "." not in sys.path:
+            sys.path.insert(0, ".")
+        importlib.invalidate_caches()  # a module written since the last import is found too
         return importlib.import_module(spec)
     except (CliError, KeyboardInterrupt):
         raise
@@ -409,13 +614,13 @@ def _import(spec: str) -> ModuleType:
         _forget(name, module)
         code = "" if exc.code is None else _one_line(safe_str(exc.code), 80)
         raise CliError(
-            f"cannot import tools from {spec}: it called sys.exit({code}) while being imported;"
-            " put its script code under if __name__ == '__main__':"
+            f"cannot import {what} from {spec}: it called sys.exit({code}) while being "
+            "imported; put its script code under if __name__ == '__main__':"
         ) from None
     except BaseException as exc:  # the user's module failed to import: report it in one line
         _forget(name, module)
         raise CliError(
-            f"cannot import tools from {spec}: {_describe(exc)}; {_import_fix(spec, exc)}"
+            f"cannot import {what} from {spec}: {_describe(exc)}; {_import_fix(spec, exc)}"
         ) from None
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import textwrap
@@ -13,6 +14,7 @@ import time
 from typing import Any
 
 import pytest
+from test_cli import plain, run_in_terminal
 
 from toolweave.cli import main
 from toolweave.telemetry import attributes as A
@@ -585,3 +587,313 @@ def test_a_tools_file_named_like_a_stdlib_module_does_not_replace_it(
     done = cli("run", str(batch), "--tools", str(module), "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["calls"][0]["output"] == {"a": [1, 2]}
+
+
+# --- --decider -----------------------------------------------------------------------------
+
+DECIDERS = textwrap.dedent(
+    """
+    from toolweave import Decision
+
+    NOT_A_RULE = 42
+
+    def two_args(ctx, extra):
+        return None
+
+    class SyncDecide:
+        def decide(self, ctx):
+            return Decision(action="continue")
+
+    sync_decide = SyncDecide()
+
+    class AsyncDecide:
+        async def decide(self, ctx):
+            return Decision(action="continue")
+
+    EMPTY = []
+
+    def raises(ctx):
+        raise RuntimeError("rule [red]broke[/]")
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("spec", "env", "expected"),
+    [
+        pytest.param(
+            "rules", {}, "--decider rules: write MODULE:NAME (a rule function, a list of rules",
+            id="no-colon",
+        ),
+        pytest.param(
+            ":rule", {}, "--decider :rule: write MODULE:NAME", id="no-module",
+        ),
+        pytest.param(
+            "{d}/deciders.py:", {}, "--decider {d}/deciders.py:: write MODULE:NAME",
+            id="no-name",
+        ),
+        pytest.param(
+            "{d}/deciders.py:not-a-name", {},
+            "'not-a-name' is not a Python name; write MODULE:NAME", id="bad-name",
+        ),
+        pytest.param(
+            "tw_no_such_rules_xyz:rule", {},
+            "--decider tw_no_such_rules_xyz:rule: cannot import the decider from "
+            "tw_no_such_rules_xyz: ModuleNotFoundError: No module named 'tw_no_such_rules_xyz'; "
+            "pass a module name that Python can import from here, or the path of a .py file",
+            id="module-not-found",
+        ),
+        pytest.param(
+            "{d}/missing.py:rule", {}, "--decider {d}/missing.py:rule: no such file: "
+            "{d}/missing.py", id="file-not-found",
+        ),
+        pytest.param(
+            "{d}/deciders.py:nope", {},
+            "{d}/deciders.py has no attribute 'nope'; name a rule function, a list of rules or "
+            "a decider object defined there", id="attribute-missing",
+        ),
+        pytest.param(
+            "{d}/deciders.py:NOT_A_RULE", {},
+            "42 (int) is not a rule or a decider; write MODULE:NAME", id="not-callable",
+        ),
+        pytest.param(
+            "{d}/deciders.py:two_args", {},
+            "two_args cannot be called as rule(context); a rule takes the DecisionContext and "
+            "returns a Decision or None", id="wrong-signature",
+        ),
+        pytest.param(
+            "{d}/deciders.py:AsyncDecide", {},
+            "AsyncDecide is a class; name an instance of it (decider = AsyncDecide(...) in the "
+            "module) or a rule function", id="a-class",
+        ),
+        pytest.param(
+            "{d}/deciders.py:sync_decide", {}, ".decide must be an async method", id="sync-decide",
+        ),
+        pytest.param(
+            "{d}/deciders.py:EMPTY", {}, "RuleDecider needs at least one rule", id="empty-list",
+        ),
+        pytest.param(
+            "openai:", {"OPENAI_API_KEY": "k"},
+            "--decider openai:: no model named; write openai:MODEL, openai:gpt-4.1-mini say",
+            id="openai-no-model",
+        ),
+        pytest.param(
+            "openai:   ", {"OPENAI_API_KEY": "k"}, "no model named", id="openai-blank-model",
+        ),
+        pytest.param(
+            "openai:m", {"OPENAI_API_KEY": ""},
+            "--decider openai:m: OPENAI_API_KEY is not set; export it (any value for a server "
+            "that takes none), and OPENAI_BASE_URL for a server other than api.openai.com",
+            id="openai-no-key",
+        ),
+        pytest.param(
+            "openai:m", {"OPENAI_API_KEY": "k", "OPENAI_BASE_URL": "localhost:8000/v1"},
+            "--decider openai:m: OPENAI_BASE_URL='localhost:8000/v1' is not an http(s) URL; "
+            "set it like http://localhost:8000/v1, or unset it for api.openai.com",
+            id="openai-base-url-not-a-url",
+        ),
+    ],
+)  # fmt: skip
+def test_bad_decider_exits_2_naming_the_option_and_the_fix(
+    tmp_path: pathlib.Path,
+    tools: pathlib.Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    spec: str,
+    env: dict[str, str],
+    expected: str,
+) -> None:
+    (tmp_path / "deciders.py").write_text(DECIDERS)
+    batch = tmp_path / "batch.json"
+    batch.write_text(json.dumps([{"id": "1", "name": "search", "arguments": {"q": "x"}}]))
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    d = str(tmp_path)
+    code = main(["run", str(batch), "--tools", str(tools), "--decider", spec.replace("{d}", d)])
+    captured = capsys.readouterr()
+    assert code == 2
+    err = one_error_line(captured.err)
+    assert err.startswith("toolweave: error: --decider ")
+    assert expected.replace("{d}", d) in err
+    assert captured.out == ""
+
+
+def test_decider_is_only_an_option_of_run(tmp_path: pathlib.Path) -> None:
+    batch = tmp_path / "batch.json"
+    batch.write_text("[]")
+    proc = cli("plan", str(batch), "--decider", "openai:m")
+    assert proc.returncode == 2
+    assert "unrecognized arguments: --decider openai:m" in proc.stderr
+
+
+def test_a_rule_that_raises_falls_back_and_the_summary_says_so(
+    tmp_path: pathlib.Path, tools: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "deciders.py").write_text(DECIDERS)
+    batch = tmp_path / "batch.json"
+    batch.write_text(
+        json.dumps(
+            [
+                {"id": "a", "name": "search", "arguments": {"q": "x"}},
+                {"id": "b", "name": "search", "arguments": {"q": "${a}"}},
+            ]
+        )
+    )
+    spec = f"{tmp_path / 'deciders.py'}:raises"
+    assert main(["run", str(batch), "--tools", str(tools), "--decider", spec]) == 0
+    captured = capsys.readouterr()
+    assert "found found x" in captured.out
+    assert (
+        "  before b: continue (fallback: RuntimeError: rule [red]broke[/])\n"
+        f"the decider failed, and the run went on as planned: fix {spec} (its error is above)\n"
+    ) in captured.out
+    assert captured.err == ""
+
+
+# --- live progress -------------------------------------------------------------------------
+
+MARKUP_TOOLS = textwrap.dedent(
+    """
+    import asyncio
+    from toolweave import tool
+
+    @tool(name="[bold]x[/]")
+    async def bold() -> str:
+        await asyncio.sleep(0.2)
+        return "out [/] [link=https://evil]y[/link]"
+
+    @tool(name="[red]boom")
+    async def boom() -> None:
+        await asyncio.sleep(0.2)
+        raise RuntimeError("bad [/] markup [bold red]here")
+
+    @tool
+    async def talk() -> str:
+        print("a line the tool printed [/]", flush=True)
+        await asyncio.sleep(0.2)
+        return "talked"
+    """
+)
+
+
+def test_progress_prints_markup_in_tool_names_and_errors_literally(
+    tmp_path: pathlib.Path,
+) -> None:
+    module = tmp_path / "markup_tools.py"
+    module.write_text(MARKUP_TOOLS)
+    batch = tmp_path / "batch.json"
+    batch.write_text(
+        json.dumps(
+            [
+                {"id": "[i]1[/i]", "name": "[bold]x[/]", "arguments": {}},
+                {"id": "2", "name": "[red]boom", "arguments": {}},
+                {"id": "3", "name": "talk", "arguments": {}},
+            ]
+        )
+    )
+    code, raw = run_in_terminal("run", str(batch), "--tools", str(module))
+    assert code == 1, raw
+    text = plain(raw)
+    assert "Traceback" not in text
+    assert re.search(r"^\[i\]1\[/i\]\s+\[bold\]x\[/\]\s+done\s+\d", text, re.M), text
+    assert re.search(
+        r"^2\s+\[red\]boom\s+failed\s+\d+ ms\s+RuntimeError: bad \[/\] markup \[bold red\]here",
+        text,
+        re.M,
+    ), text
+    assert "a line the tool printed [/]\n" in text  # shown above the live view, not lost
+    summary = text[text.index("strategy: parallel") :]
+    assert "out [/] [link=https://evil]y[/link]" in summary
+    assert "2 ok, 1 error, 0 skipped" in summary
+
+
+def render(progress: Any, width: int = 120) -> str:
+    """What a ``RunProgress`` draws on a colour terminal ``width`` columns wide."""
+    import io
+
+    from rich.console import Console
+
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=width, color_system="truecolor")
+    console.print(progress)
+    return out.getvalue()
+
+
+def test_progress_shows_control_and_bidi_characters_as_escapes() -> None:
+    from toolweave import ToolCall
+    from toolweave._progress import RunProgress
+
+    calls = [
+        ToolCall("c\x1b[2J\x1b]0;t\x07", "tool\u202egnp.exe"),
+        ToolCall("nul\x00bell\x07", "ok"),
+    ]
+    progress = RunProgress(calls, errors={"nul\x00bell\x07": "bad \x1b[31mred\x1b[0m \ud800"})
+    shown = render(progress)
+    assert "\x1b[2J" not in shown
+    assert "\x1b]0;" not in shown
+    assert "\u202e" not in shown
+    assert "\x00" not in shown
+    assert "\x07" not in shown
+    assert "\x1b[31mred" not in shown
+    text = plain(shown)
+    assert "\ud800" not in shown
+    assert "c\\x1b[2J\\x1b]0;t\\x07" in text
+    assert "tool\\u202egnp.exe" in text
+    assert "bad \\x1b[31mred\\x1b[0m \ufffd" in text  # a lone surrogate is replaced
+
+
+def test_progress_of_a_huge_batch_shows_a_bounded_window() -> None:
+    from toolweave import ToolCall
+    from toolweave._progress import RunProgress
+
+    calls = [ToolCall(f"c{i}", "t" * 500) for i in range(5000)]
+    progress = RunProgress(calls, rows=10)
+    shown = plain(render(progress, width=80)).splitlines()
+    assert len(shown) == 12  # the header, ten calls, the rest counted
+    assert shown[0].startswith("toolweave run  ")
+    assert "0 running  0 done  5000 waiting" in shown[0]
+    assert shown[-1] == "... and 4990 more calls"
+    assert all(len(line) <= 80 for line in shown)
+
+
+def test_on_a_terminal_a_failing_decider_keeps_its_own_fallback(tmp_path: pathlib.Path) -> None:
+    # The live view watches the decider through a wrapper: the engine must still see the
+    # decider's own fallback (here: stop) and breaker through it.
+    (tmp_path / "deciders.py").write_text(
+        textwrap.dedent(
+            """
+            from toolweave import Decision
+
+            class Failing:
+                fallback = Decision(action="stop", reason="custom fallback")
+                breaker = 1
+
+                async def decide(self, ctx):
+                    raise RuntimeError("the decider is down")
+
+            failing = Failing()
+            """
+        )
+    )
+    (tmp_path / "mytools.py").write_text(TOOLS)
+    batch = tmp_path / "batch.json"
+    batch.write_text(
+        json.dumps(
+            [
+                {"id": "a", "name": "search", "arguments": {"q": "x"}},
+                {"id": "b", "name": "search", "arguments": {"q": "${a}"}},
+                {"id": "c", "name": "search", "arguments": {"q": "${a}"}, "depends_on": ["b"]},
+            ]
+        )
+    )
+    code, raw = run_in_terminal(
+        "run", str(batch), "--tools", str(tmp_path / "mytools.py"),
+        "--decider", f"{tmp_path / 'deciders.py'}:failing",
+    )  # fmt: skip
+    assert code == 1, raw
+    text = plain(raw)
+    assert "decider: failed (RuntimeError: the decider is down): the fallback applies" in text
+    assert "  before b: stop (fallback: RuntimeError: the decider is down)\n" in text
+    assert "stopped by the decider: custom fallback\n" in text
