@@ -14,7 +14,6 @@ import dataclasses
 import inspect
 import threading
 import time
-import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,8 +31,9 @@ from ._errors import SkipCall
 from ._hooks import CallNext, CallRequest
 from ._log import logger
 from ._models import BatchResult, Decision, DecisionContext, ToolCall
+from ._render import visible
 
-__all__ = ["RunProgress", "live_progress", "visible"]
+__all__ = ["RunProgress", "live_progress"]
 
 State = Literal["waiting", "running", "done", "failed", "skipped", "cancelled"]
 
@@ -53,22 +53,6 @@ _DETAIL_CHARS = 80
 _MAX_ROWS = 30  # however tall the terminal: a live view of a 10,000-call batch shows a window
 _RECENT = 64
 _MAX_ASKING = 3  # decisions in flight shown, at most
-# Characters that move the cursor, reorder text or hide it: shown as escapes, never sent raw.
-_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-
-
-def visible(value: Any, limit: int) -> str:
-    """``value`` as one line of at most ``limit`` characters that a terminal shows as it is:
-    control, bidirectional and lone surrogate characters become ``\\xNN``-style escapes."""
-    text = " ".join(safe_str(value, limit * 4).split())
-    shown = []
-    for ch in text:
-        if ch in _BIDI or unicodedata.category(ch) in ("Cc", "Cs"):
-            shown.append(ch.encode("unicode_escape", "backslashreplace").decode("ascii"))
-        else:
-            shown.append(ch)
-    out = "".join(shown)
-    return out if len(out) <= limit else out[: limit - 3] + "..."
 
 
 def _took(seconds: float) -> str:

@@ -2,20 +2,38 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
-from toolweave.telemetry._values import to_text
+from toolweave.telemetry._values import safe_str, to_text
 
 from ._models import BatchResult, ExecutionPlan
 
-__all__ = ["format_plan", "format_results", "format_timeline"]
+__all__ = ["format_plan", "format_results", "format_timeline", "visible"]
 
 _CELL = 48
+_LINE = 200
+# Characters that move the cursor, reorder text or hide it: shown as escapes, never sent raw.
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def visible(value: Any, limit: int = _LINE) -> str:
+    """``value`` as one line of at most ``limit`` characters that a terminal shows as it is:
+    control, bidirectional and lone surrogate characters become ``\\xNN``-style escapes, so
+    an id or an output cannot clear the screen or reorder the line."""
+    text = " ".join(safe_str(value, limit * 4).split())
+    shown = []
+    for ch in text:
+        if ch in _BIDI or unicodedata.category(ch) in ("Cc", "Cs"):
+            shown.append(ch.encode("unicode_escape", "backslashreplace").decode("ascii"))
+        else:
+            shown.append(ch)
+    out = "".join(shown)
+    return out if len(out) <= limit else out[: limit - 3] + "..."
 
 
 def _cut(text: str, width: int = _CELL) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 3] + "..."
+    return visible(text, width)
 
 
 def _show(value: Any) -> str:
@@ -49,9 +67,9 @@ def format_plan(plan: ExecutionPlan) -> str:
         lines.append(f"group {index} ({mode}):")
         for call_id in group:
             planned = plan.get(call_id)
-            line = f"  {call_id} [{planned.tool_name}]"
+            line = f"  {visible(call_id)} [{visible(planned.tool_name)}]"
             if planned.depends_on:
-                line += f"  waits for {', '.join(planned.depends_on)}"
+                line += f"  waits for {visible(', '.join(planned.depends_on))}"
             if planned.output_mapping:
                 refs = ", ".join(f"{k}={v}" for k, v in planned.output_mapping.items())
                 line += f"  ({_cut(refs, 60)})"
@@ -59,10 +77,10 @@ def format_plan(plan: ExecutionPlan) -> str:
     errors = plan.errors
     unplaced = [c.call_id for c in plan.calls if c.group_index is None]
     if unplaced:
-        lines.append(f"not placed (on or behind a cycle): {', '.join(unplaced)}")
+        lines.append(f"not placed (on or behind a cycle): {visible(', '.join(unplaced), 2000)}")
     if errors:
         lines.append("errors found before running:")
-        lines += [f"  {message}" for message in errors.values()]
+        lines += [f"  {visible(message, 2000)}" for message in errors.values()]
     return "\n".join(lines)
 
 
@@ -73,8 +91,8 @@ def format_results(result: BatchResult) -> str:
         detail = _show(r.error or "") if r.status != "ok" else _show(r.output)
         rows.append(
             [
-                r.call_id,
-                r.name,
+                visible(r.call_id),
+                visible(r.name),
                 r.status,
                 "-" if r.group_index is None else str(r.group_index),
                 "-" if r.execution_order is None else str(r.execution_order),
@@ -91,17 +109,18 @@ def format_results(result: BatchResult) -> str:
 def format_timeline(result: BatchResult, width: int = 50) -> str:
     """One bar per call that ran, placed on the batch's time axis."""
     total = max(result.elapsed, 1e-9)
-    label = max((len(r.call_id) for r in result.results), default=2)
+    ids = [visible(r.call_id) for r in result.results]
+    label = max(map(len, ids), default=2)
     lines = []
-    for r in result.results:
+    for r, shown_id in zip(result.results, ids, strict=True):
         if r.started_at is None or r.ended_at is None:
-            lines.append(f"{r.call_id.ljust(label)} |{' ' * width}| {r.status}")
+            lines.append(f"{shown_id.ljust(label)} |{' ' * width}| {r.status}")
             continue
         start = int(r.started_at / total * width)
         end = max(start + 1, round(r.ended_at / total * width))
         bar = " " * start + "#" * (min(end, width) - start)
         took = (r.ended_at - r.started_at) * 1000
-        lines.append(f"{r.call_id.ljust(label)} |{bar.ljust(width)}| {took:.0f} ms")
+        lines.append(f"{shown_id.ljust(label)} |{bar.ljust(width)}| {took:.0f} ms")
     end_label = f"{total * 1000:.0f} ms"
     lines.append(f"{' ' * label}  0 ms{end_label.rjust(width - 4)}")
     return "\n".join(lines)

@@ -897,3 +897,27 @@ def test_on_a_terminal_a_failing_decider_keeps_its_own_fallback(tmp_path: pathli
     assert "decider: failed (RuntimeError: the decider is down): the fallback applies" in text
     assert "  before b: stop (fallback: RuntimeError: the decider is down)\n" in text
     assert "stopped by the decider: custom fallback\n" in text
+
+
+def test_plain_output_escapes_control_characters_in_ids_and_names(
+    tools: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    """An id like ESC[2J would clear the reader's screen; a bidi override would reorder the
+    line. Piped output shows them as escapes, in the plan, the results and the errors."""
+    batch = tmp_path / "batch.json"
+    batch.write_text(
+        json.dumps(
+            [
+                {"id": "\x1b[2Jwipe", "name": "surrogate", "arguments": {}},
+                {"id": "rtl\u202e", "name": "no\x07such", "arguments": {}},
+            ]
+        )
+    )
+    for command in (["plan", str(batch)], ["run", str(batch), "--tools", str(tools)]):
+        proc = cli(*command)
+        assert "Traceback" not in proc.stderr
+        assert "\x1b" not in proc.stdout
+        assert "\u202e" not in proc.stdout
+        assert "\x07" not in proc.stdout
+        assert "\\x1b[2Jwipe" in proc.stdout
+        assert "rtl\\u202e" in proc.stdout
