@@ -161,3 +161,47 @@ def test_the_openai_adoption_snippets_work_as_written() -> None:
             server.assert_done()
         answers = [m for m in scope["messages"] if isinstance(m, dict) and m.get("role") == "tool"]
         assert [m["content"] for m in answers] == ['{"station": "Lisbon-01"}', "sunny at Lisbon-01"]
+
+
+def test_the_command_line_decider_example_prints_what_the_readme_says(
+    tmp_path: pathlib.Path,
+) -> None:
+    """The rules file of "Deciding from the command line", used as the README's command line
+    uses it, ends the summary with the lines the README shows."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    section = README.read_text().split("**Deciding from the command line.**", 1)[1]
+    rules = re.search(r"```python\n(.*?)```", section, re.S)
+    shown = re.search(r"```\n(decider: .*?)```", section, re.S)
+    assert rules is not None
+    assert shown is not None
+    (tmp_path / "rules.py").write_text(rules.group(1))
+    (tmp_path / "mytools.py").write_text(
+        "from toolweave import tool\n\n\n"
+        "@tool\ndef search(q: str) -> dict:\n    'Search.'\n    return {'url': ''}\n\n\n"
+        "@tool\ndef fetch(url: str) -> str:\n    'Fetch.'\n    return 'page'\n"
+    )
+    batch = [
+        {"id": "search_1", "name": "search", "arguments": {"q": "x"}},
+        {"id": "fetch_1", "name": "fetch", "arguments": {"url": ""}, "depends_on": ["search_1"]},
+    ]
+    (tmp_path / "batch.json").write_text(json.dumps(batch))
+    command = next(
+        line.split("#")[0].split()
+        for line in README.read_text().splitlines()
+        if "--decider rules.py:" in line
+    )
+    assert command[:2] == ["toolweave", "run"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "toolweave.cli", *command[1:]],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    )
+    assert "Traceback" not in proc.stderr
+    assert proc.stdout.rstrip().endswith(shown.group(1).rstrip())
