@@ -1,4 +1,5 @@
-"""Adapters between toolweave and agent frameworks (OpenAI, LangChain/LangGraph).
+"""Adapters between toolweave and agent frameworks: OpenAI, LangChain/LangGraph, MCP servers
+and the OpenAI Agents SDK.
 
 They import the engine (``toolweave``); the engine never imports them.
 """

@@ -24,7 +24,13 @@ def test_all_lists_exactly_the_public_names(name: str) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    [*PACKAGES, "toolweave.adapters.openai", "toolweave.adapters.langchain", "toolweave.testing"],
+    [
+        *PACKAGES,
+        "toolweave.adapters.openai",
+        "toolweave.adapters.langchain",
+        "toolweave.adapters.agents",
+        "toolweave.testing",
+    ],
 )
 def test_every_exported_name_is_documented(name: str) -> None:
     module = importlib.import_module(name)
