@@ -6,6 +6,7 @@ import contextlib
 import io
 import pathlib
 import re
+from typing import Any
 
 README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
 
@@ -44,7 +45,6 @@ def test_the_langgraph_adoption_lines_work_as_written() -> None:
     turn refers from one call to another."""
     import asyncio
     import warnings
-    from typing import Any
 
     from langchain.agents import create_agent
     from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
@@ -119,7 +119,6 @@ def test_the_openai_adoption_snippets_work_as_written() -> None:
     whose batch refers from one call to another; each ends with the conversation extended."""
     import ast
     import asyncio
-    from typing import Any
 
     from toolweave import Orchestrator, tool
     from toolweave.testing import ScriptedOpenAIServer
@@ -205,3 +204,36 @@ def test_the_command_line_decider_example_prints_what_the_readme_says(
     )
     assert "Traceback" not in proc.stderr
     assert proc.stdout.rstrip().endswith(shown.group(1).rstrip())
+
+
+def test_the_agents_sdk_adoption_runs_as_written(monkeypatch: Any) -> None:
+    """The Agents SDK snippet, against a scripted model (through ``OPENAI_BASE_URL``) whose
+    first turn fetches the second search hit by reference."""
+    import agents
+
+    from toolweave.testing import ScriptedOpenAIServer
+
+    section = README.read_text().split("### OpenAI Agents SDK", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S)
+    assert code is not None
+
+    def script(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> dict[str, Any]:
+        answers = [m["content"] for m in messages if m["role"] == "tool"]
+        if answers:
+            return {"content": " | ".join(answers)}
+        return {
+            "tool_calls": [
+                ("c1", "search", {"query": "graphs", "limit": 2}),
+                ("c2", "fetch", {"url": "${1.hits[1].url}"}),
+            ]
+        }
+
+    agents.set_tracing_disabled(True)
+    with ScriptedOpenAIServer(script=script) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "scripted")
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            exec(compile(code.group(1), "README.md", "exec"), {})
+        server.assert_done()
+    assert "<html>https://example.org/graphs/1</html>" in out.getvalue()
