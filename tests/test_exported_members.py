@@ -29,6 +29,7 @@ def test_all_lists_exactly_the_public_names(name: str) -> None:
         "toolweave.adapters.openai",
         "toolweave.adapters.langchain",
         "toolweave.adapters.agents",
+        "toolweave.adapters.mcp",
         "toolweave.testing",
     ],
 )
