@@ -541,6 +541,11 @@ async def _invoke(member: _Member, ctx: ToolContext[Any], text: str, otel: Any) 
             )
             member.pending = _Answer(error=exc) if told is None else _Answer(value=told)
             raise
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # not an Exception: the SDK lets it end the run, as here
+            member.pending = _Answer(error=exc)
+            raise
         for out_guard in tool.tool_output_guardrails or ():
             data = ToolOutputGuardrailData(context=ctx, agent=agent, output=output)
             verdict = await out_guard.run(data)

@@ -16,7 +16,15 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from toolweave import BatchResult, CallResult, Orchestrator, Tool, ToolCall, UsageError
+from toolweave import (
+    BatchResult,
+    CallResult,
+    Orchestrator,
+    Tool,
+    ToolCall,
+    ToolweaveError,
+    UsageError,
+)
 from toolweave._json_schemas import subschemas
 from toolweave.telemetry._values import safe_str, to_text
 
@@ -25,6 +33,7 @@ from ._calls import CallIds, Written, one_call, unique_calls
 
 __all__ = [
     "AgentRun",
+    "ModelStreamError",
     "StreamedBatch",
     "calls_from_openai",
     "dispatch_stream",
@@ -639,6 +648,16 @@ class StreamedBatch(BatchResult):
     """Chat Completions: the assistant message (``content`` and ``tool_calls``)."""
     output: list[dict[str, Any]] = Field(default_factory=list)
     """Responses: the output items (messages, reasoning, calls), in the model's order."""
+    failure: str | None = None
+    """Why the stream ended before the model's answer was complete (an exception from the
+    iterator, a Responses ``error`` or ``response.failed`` event), or None."""
+
+
+class ModelStreamError(ToolweaveError):
+    """Raised by ``run_openai_agent(stream=True)`` when the model's streamed answer failed
+    before it held any tool call (an ``error`` or ``response.failed`` event, a broken
+    connection): there is nothing to answer, and no answer to end the run with. A stream that
+    fails after some calls is answered call by call instead (``StreamedBatch.failure``)."""
 
 
 async def dispatch_stream(
@@ -663,8 +682,8 @@ async def dispatch_stream(
 
     If the stream fails midway (an ``Exception`` from the iterator, or a Responses ``error`` or
     ``response.failed`` event), the calls already complete run to their results, each call
-    left incomplete gets an error naming the failure, and the failure is logged on the
-    ``toolweave`` logger; cancellation still propagates.
+    left incomplete gets an error naming the failure, the failure is logged on the
+    ``toolweave`` logger and kept in ``StreamedBatch.failure``; cancellation still propagates.
     """
     chunks = aiter(stream)
     reader: _StreamedCalls | _StreamedItems | None = None
@@ -704,7 +723,7 @@ async def dispatch_stream(
             batch.add(call)
     result = batch.result
     fields = {name: getattr(result, name) for name in BatchResult.model_fields}
-    return StreamedBatch(**fields, **reader.assembled())
+    return StreamedBatch(**fields, **reader.assembled(), failure=failure)
 
 
 def _reader_for(chunk: Any) -> _StreamedCalls | _StreamedItems | None:
@@ -723,18 +742,23 @@ def _reader_for(chunk: Any) -> _StreamedCalls | _StreamedItems | None:
 class _StreamedItems:
     """Gathers Responses API stream events into output items and calls.
 
-    ``output_index`` names the item (the item id, else the latest item, when it is missing);
-    a call item is complete at its ``response.output_item.done``, or at ``response.completed``
-    if that event brings it. Events of the wrong shape are skipped.
+    Each item the stream begins gets a slot, in the order items began (the model's order).
+    ``output_index`` finds the slot (else the item id; else a delta continues the latest
+    item, and an item event begins a new one); an item whose call id or item id differs
+    from the one of a finished slot at its index is a new item. A call is complete at its
+    ``response.output_item.done``, or at ``response.completed`` if that brings it; once a
+    call was handed out, later events for it change nothing. Events of the wrong shape are
+    skipped.
     """
 
     def __init__(self) -> None:
-        self._items: dict[int, dict[str, Any]] = {}  # output_index -> latest snapshot
-        self._arguments: dict[int, list[str]] = {}  # streamed argument pieces, until done
-        self._done: set[int] = set()
+        self._items: dict[int, dict[str, Any]] = {}  # slot -> latest snapshot of the item
+        self._slot_at: dict[int, int] = {}  # output_index -> slot
         self._by_item_id: dict[str, int] = {}
+        self._arguments: dict[int, list[str]] = {}  # streamed argument pieces, until done
         self._texts: dict[int, list[str]] = {}  # streamed text of message items not done yet
-        self._sent: dict[int, ToolCall] = {}
+        self._done: set[int] = set()
+        self._sent: dict[int, tuple[ToolCall, dict[str, Any]]] = {}  # the call, as it ran
         self._ids = CallIds()
         self._changed = False  # an item was done since complete() last looked
 
@@ -754,48 +778,66 @@ class _StreamedItems:
         if kind == "response.completed":
             response = _plain(data.get("response"))
             output = response.get("output") if isinstance(response, dict) else None
-            for at, raw in enumerate(output if isinstance(output, list) else []):
+            for position, raw in enumerate(output if isinstance(output, list) else []):
                 item = _plain(raw)
-                if isinstance(item, dict) and at not in self._sent:
-                    self._items[at] = item
-                    self._done.add(at)
-                    self._changed = True
-            return None
-        index = self._index(data)
-        if kind == "response.output_item.added" and type(data.get("output_index")) is not int:
-            index = max(self._items, default=-1) + 1  # no index: it is the next item
-        if index is None:
+                if isinstance(item, dict):
+                    self._put(self._slot(position, item), item, done=True)
             return None
         if kind in ("response.output_item.added", "response.output_item.done"):
             item = _plain(data.get("item"))
             if isinstance(item, dict):
-                self._items[index] = item
-                if isinstance(item.get("id"), str):
-                    self._by_item_id[item["id"]] = index
-                if kind == "response.output_item.done":
-                    self._done.add(index)
-                    self._changed = True
-        elif kind == "response.function_call_arguments.delta" and isinstance(
-            data.get("delta"), str
-        ):
-            self._arguments.setdefault(index, []).append(data["delta"])
-        elif kind == "response.output_text.delta" and isinstance(data.get("delta"), str):
-            self._texts.setdefault(index, []).append(data["delta"])
+                slot = self._slot(data.get("output_index"), item)
+                self._put(slot, item, done=kind == "response.output_item.done")
+            return None
+        at = self._continued(data)
+        if at is None or at in self._sent or not isinstance(data.get("delta"), str):
+            return None
+        if kind == "response.function_call_arguments.delta":
+            self._arguments.setdefault(at, []).append(data["delta"])
+        elif kind == "response.output_text.delta":
+            self._texts.setdefault(at, []).append(data["delta"])
         return None
 
-    def _index(self, data: dict[str, Any]) -> int | None:
+    def _slot(self, index: Any, item: dict[str, Any]) -> int:
+        """The slot of an item event: the item at that index (else with that item id), unless
+        that one is another item; a new slot when nothing says which. An item that began and
+        is displaced keeps its slot, so it is still answered."""
+        indexed = type(index) is int and index >= 0
+        slot = self._slot_at.get(index) if indexed else None
+        if not indexed and isinstance(item.get("id"), str):
+            slot = self._by_item_id.get(item["id"])
+        if slot is not None and _same(self._items[slot], item):
+            return slot
+        slot = len(self._items)
+        self._items[slot] = item
+        if indexed:
+            self._slot_at[index] = slot
+        return slot
+
+    def _continued(self, data: dict[str, Any]) -> int | None:
+        """The slot a delta continues."""
         index = data.get("output_index")
-        if type(index) is int and index >= 0:
-            return index
+        if type(index) is int and index in self._slot_at:
+            return self._slot_at[index]
         item_id = data.get("item_id")
         if isinstance(item_id, str) and item_id in self._by_item_id:
             return self._by_item_id[item_id]
-        return max(self._items) if self._items else None
+        return len(self._items) - 1 if self._items else None
 
-    def _written(self, index: int) -> Written | None:
-        item = self._items[index]
-        if index not in self._done and item.get("type") == "function_call":
-            pieces = self._arguments.get(index)
+    def _put(self, slot: int, item: dict[str, Any], *, done: bool) -> None:
+        if slot in self._sent or (slot in self._done and not done):
+            return  # what ran is what is echoed; a late "added" does not undo a "done"
+        self._items[slot] = item
+        if isinstance(item.get("id"), str):
+            self._by_item_id.setdefault(item["id"], slot)
+        if done:
+            self._done.add(slot)
+            self._changed = True
+
+    def _written(self, slot: int) -> Written | None:
+        item = self._items[slot]
+        if slot not in self._done and item.get("type") == "function_call":
+            pieces = self._arguments.get(slot)
             item = {**item, "arguments": "".join(pieces) if pieces else item.get("arguments")}
         found = _read_responses([item])
         return found[0] if found else None
@@ -806,50 +848,60 @@ class _StreamedItems:
             return []
         self._changed = False
         out = []
-        for index in sorted(self._items):
-            if index in self._sent or self._written(index) is None:
+        for slot in sorted(self._items):
+            if slot in self._sent or self._written(slot) is None:
                 continue
-            if index not in self._done:
+            if slot not in self._done:
                 break  # an earlier call is still being written: keep the model's order
-            out.append(self._send(index))
+            out.append(self._send(slot))
         return out
 
     def rest(self, problem: str | None = None) -> list[ToolCall]:
         """Every call item not handed out yet, with ``problem`` as its error if given."""
         return [
-            self._send(index, problem)
-            for index in sorted(self._items)
-            if index not in self._sent and self._written(index) is not None
+            self._send(slot, problem)
+            for slot in sorted(self._items)
+            if slot not in self._sent and self._written(slot) is not None
         ]
 
-    def _send(self, index: int, problem: str | None = None) -> ToolCall:
-        written = self._written(index)
+    def _send(self, slot: int, problem: str | None = None) -> ToolCall:
+        written = self._written(slot)
         assert written is not None
         if isinstance(written.id, str) and written.id:
             self._ids.note(written.id)
         if problem is not None and written.problem is None:
             written = Written(written.id, written.name, written.arguments, problem, written.kind)
         call = one_call(written, len(self._sent), self._ids)
-        self._sent[index] = call
+        item = _without_none(self._items[slot])
+        if item.get("type") in ("function_call", "custom_tool_call"):
+            item["call_id"] = call.id
+        if item.get("type") == "function_call":
+            item["arguments"] = written.arguments if isinstance(written.arguments, str) else ""
+        self._sent[slot] = (call, item)
         return call
 
     def assembled(self) -> dict[str, Any]:
-        """The ``StreamedBatch`` fields: the output items (calls under the ids they ran with)
-        and the text of the message items."""
+        """The ``StreamedBatch`` fields: the output items (calls as they ran, under the ids
+        they ran with) and the text of the message items."""
         output: list[dict[str, Any]] = []
         texts: list[str] = []
-        for index in sorted(self._items):
-            item = _without_none(self._items[index])
+        for slot in sorted(self._items):
+            sent = self._sent.get(slot)
+            item = sent[1] if sent is not None else _without_none(self._items[slot])
             if item.get("type") == "message":
-                text = _message_text(item) if index in self._done else None
-                texts.append(text if text is not None else "".join(self._texts.get(index, ())))
-            call = self._sent.get(index)
-            if call is not None and item.get("type") == "function_call":
-                item["call_id"] = call.id
-                if index not in self._done:
-                    item["arguments"] = "".join(self._arguments.get(index, ()))
+                text = _message_text(item) if slot in self._done else None
+                texts.append(text if text is not None else "".join(self._texts.get(slot, ())))
             output.append(item)
         return {"api": "responses", "output": output, "text": "".join(texts) if texts else None}
+
+
+def _same(one: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
+    """Whether two snapshots are of one item: no type, call id or item id tells them apart."""
+    for key in ("type", "call_id", "id"):
+        a, b = one.get(key), other.get(key)
+        if isinstance(a, str) and isinstance(b, str) and a != b:
+            return False
+    return True
 
 
 def _message_text(item: Mapping[str, Any]) -> str | None:
@@ -915,6 +967,10 @@ async def run_openai_agent(
     (``dispatch_stream``). With ``references`` the tools advertise the reference syntax and a
     short system message teaches it. ``create_options`` go to the create call.
 
+    A streamed answer that fails before it holds any tool call raises ``ModelStreamError``
+    (as a failed request raises the client's error); one that fails later is answered call by
+    call, and the loop goes on.
+
     ``AgentRun.messages`` is the whole conversation in the API's own shape: chat messages, or
     Responses input items (the model's output items, then one ``function_call_output`` per
     call), ready for the next request.
@@ -943,6 +999,8 @@ async def run_openai_agent(
         if stream:
             result: BatchResult | None = await _streamed_turn(answer, orchestrator, goal)
             assert isinstance(result, StreamedBatch)
+            if result.failure is not None and not result.results:
+                raise ModelStreamError(f"the model's streamed answer failed: {result.failure}")
             said, text = result.message if api == "chat" else result.output, result.text
         else:
             said, text, calls = _whole_turn(answer, api)
