@@ -63,12 +63,15 @@ def start_batch_span(tracer: trace.Tracer, workflow_name: str) -> Span:
 
 @safely
 def mark_failed(span: Span, exc: BaseException, content: TraceContent | None = None) -> None:
-    """``run()`` raised: say so on the batch span (the message only with content capture on,
-    since it may quote the batch)."""
-    summary = safe_type_name(exc)
+    """``run()`` raised: say so on the batch span. ``error.type`` is the exception's qualified
+    class; the message goes on the status and the ``exception`` event only with content
+    capture on, since it may quote the batch."""
+    kind = _qualified(type(exc))
     message = content.render("error", safe_str(exc)) if content and content.active else None
-    _exception_event(span, exc, message or summary, with_stack=message is not None)
-    span.set_status(Status(StatusCode.ERROR, f"{summary}: {message}" if message else summary))
+    _exception_event(span, exc, message or safe_type_name(exc), with_stack=message is not None)
+    span.set_attribute(A.ERROR_TYPE, kind)
+    # The status says what error.type does not: the message, when it may be shown.
+    span.set_status(Status(StatusCode.ERROR, message))
 
 
 def _exception_event(span: Span, exc: BaseException, message: str, *, with_stack: bool) -> None:
@@ -201,6 +204,8 @@ class BatchTrace:
         self.linked: dict[int, SpanContext] = {}
         """Every call span's context, for its dependents' links. Contexts, not spans: an ended
         span is the exporter's now, and a batch of 1,000 would keep 1,000 alive for the GC."""
+        self.ids: dict[int, str] = {}
+        """Every call span's call id, by batch index: its dependents' ``depends_on``."""
         self._decisions: dict[object, Span] = {}
 
     def batch_finished(self, plan: ExecutionPlan, result: BatchResult) -> None:
@@ -220,42 +225,38 @@ class BatchTrace:
         }
         if result.stopped is not None:
             attributes[A.TW_STOP_REASON] = result.stopped
+        failed = attributes[A.TW_CALLS_ERROR]
+        if failed:
+            kinds = {r.error_type for r in result.results if r.status == "error"}
+            attributes[A.ERROR_TYPE] = kinds.pop() if len(kinds) == 1 else A.ERROR_TYPE_OTHER
         self.batch.set_attributes(attributes)
+        if failed:  # counts only: which calls failed and why is on their own spans
+            self.batch.set_status(Status(StatusCode.ERROR, f"{failed} of {len(ids)} calls failed"))
         shown = plan_json(plan, capture=self.capture, ids=ids)
         self.batch.add_event(A.PLAN_EVENT, {A.TW_PLAN_JSON: shown})
 
     def call_started(self, p: Prepared, order: int) -> None:
         """Open the call's span, linked to its dependencies', and make it current in the
         call's task: its middleware's and tool's own spans nest under it (threads too)."""
-        span = self.running[p.index] = self._call_span(p.index, p.call.name, p.deps)
+        span = self.running[p.index] = self._call_span(p, order, None)
         context_api.attach(trace.set_span_in_context(span))  # the task's context ends with it
 
     def call_ended(self, p: Prepared, result: CallResult) -> None:
         """Close the call's span (opening one now for a call that never ran)."""
         span = self.running.pop(p.index, None)
         if span is None:
-            span = self._call_span(p.index, result.name, p.deps)
+            span = self._call_span(p, None, result.depends_on)
         try:
-            self._describe_call(span, result, p.level)
+            self._describe_call(span, result)
         finally:
             span.end()  # whatever failed above (a redact hook, say), the span ends
 
-    def _describe_call(self, span: Span, result: CallResult, group_index: int | None) -> None:
+    def _describe_call(self, span: Span, result: CallResult) -> None:
+        """What is known once the call settled; what was known as it started is on the span
+        since ``_call_span``."""
         # Each field is read once: a pydantic model's attribute is dearer than a local's.
-        status, order, error_type = result.status, result.execution_order, result.error_type
-        attributes: dict[str, Any] = {
-            A.GEN_AI_OPERATION_NAME: A.OP_EXECUTE_TOOL,
-            A.GEN_AI_TOOL_NAME: result.name,
-            A.GEN_AI_TOOL_CALL_ID: result.call_id,
-            A.GEN_AI_TOOL_TYPE: "function",
-            A.TW_STATUS: status,
-            A.TW_ATTEMPTS: result.attempts,
-            A.TW_DEPENDS_ON: result.depends_on,  # the SDK keeps a copy (a tuple)
-        }
-        if group_index is not None:
-            attributes[A.TW_GROUP_INDEX] = group_index
-        if order is not None:
-            attributes[A.TW_EXECUTION_ORDER] = order
+        status, error_type = result.status, result.error_type
+        attributes: dict[str, Any] = {A.TW_STATUS: status, A.TW_ATTEMPTS: result.attempts}
         if error_type is not None:
             attributes[A.TW_ERROR_TYPE] = error_type
         if status == "skipped":
@@ -273,7 +274,9 @@ class BatchTrace:
             message = self.content.render("error", result.error or "") if self.capture else None
             if shown is not None:
                 _exception_event(span, shown, message or summary, with_stack=self.capture)
-            span.set_status(Status(StatusCode.ERROR, message or summary))
+            # The description adds to error.type (the message, or the cause's class); a bare
+            # repeat of error.type is left out, as the conventions ask.
+            span.set_status(Status(StatusCode.ERROR, message or (summary if cause else None)))
         if self.capture:
             if result.arguments is not None:
                 attributes[A.GEN_AI_TOOL_CALL_ARGUMENTS] = self.content.render(
@@ -316,7 +319,7 @@ class BatchTrace:
             attributes[A.ERROR_TYPE] = record.error_type
             # The decider's error may quote what it was shown: its text only with capture on.
             shown = self.content.render("error", record.error or "") if self.capture else None
-            span.set_status(Status(StatusCode.ERROR, shown or record.error_type))
+            span.set_status(Status(StatusCode.ERROR, shown))
         if record.model is not None:
             attributes[A.GEN_AI_REQUEST_MODEL] = record.model
         if record.usage is not None:
@@ -324,13 +327,36 @@ class BatchTrace:
             attributes[A.GEN_AI_USAGE_OUTPUT_TOKENS] = record.usage["output_tokens"]
         span.set_attributes(attributes)
 
-    def _call_span(self, index: int, tool: str, deps: list[int]) -> Span:
-        # Attributes go on in one pass when the call settles: the SDK validates each one. The
-        # kind is left to its default, INTERNAL: reading the enum member per call is a cost.
-        linked = self.linked
+    def _call_span(self, p: Prepared, order: int | None, depends_on: list[str] | None) -> Span:
+        """Open a call's span with every attribute known before it runs, so that samplers and
+        span processors see them at its start. ``depends_on``: the ids of its dependencies,
+        when the caller has them (otherwise they are the ended dependencies' ids)."""
+        call, deps, index = p.call, p.deps, p.index
+        ids, linked = self.ids, self.linked
+        ids[index] = call_id = call.id
+        attributes: dict[str, Any] = {
+            A.GEN_AI_OPERATION_NAME: A.OP_EXECUTE_TOOL,
+            A.GEN_AI_TOOL_NAME: call.name,
+            A.GEN_AI_TOOL_CALL_ID: call_id,
+            A.GEN_AI_TOOL_TYPE: "function",
+        }
+        tool = p.tool
+        if tool is not None and tool.description:
+            attributes[A.GEN_AI_TOOL_DESCRIPTION] = tool.description
+        if p.level is not None:
+            attributes[A.TW_GROUP_INDEX] = p.level
+        if order is not None:
+            attributes[A.TW_EXECUTION_ORDER] = order
+        if depends_on is None:  # a started call's dependencies have all ended, so have ids
+            depends_on = [ids[d] for d in deps if d in ids]
+        attributes[A.TW_DEPENDS_ON] = depends_on  # the SDK keeps a copy (a tuple)
+        # The kind is left to its default, INTERNAL, as the conventions ask.
         links = [Link(linked[d]) for d in deps if d in linked] if deps else ()
         span = self.tracer.start_span(
-            f"{A.CALL_SPAN_PREFIX} {tool}", context=self.context, links=links
+            f"{A.CALL_SPAN_PREFIX} {call.name}",
+            context=self.context,
+            links=links,
+            attributes=attributes,
         )
         linked[index] = span.get_span_context()
         return span

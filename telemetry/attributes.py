@@ -9,6 +9,7 @@ __all__ = [
     "CALL_SPAN_PREFIX",
     "DECISION_SPAN",
     "ERROR_TYPE",
+    "ERROR_TYPE_OTHER",
     "EXCEPTION_MESSAGE",
     "EXCEPTION_STACKTRACE",
     "EXCEPTION_TYPE",
@@ -17,6 +18,7 @@ __all__ = [
     "GEN_AI_TOOL_CALL_ARGUMENTS",
     "GEN_AI_TOOL_CALL_ID",
     "GEN_AI_TOOL_CALL_RESULT",
+    "GEN_AI_TOOL_DESCRIPTION",
     "GEN_AI_TOOL_NAME",
     "GEN_AI_TOOL_TYPE",
     "GEN_AI_USAGE_INPUT_TOKENS",
@@ -74,6 +76,8 @@ GEN_AI_TOOL_CALL_ID = "gen_ai.tool.call.id"
 """The call's id, as the model gave it."""
 GEN_AI_TOOL_TYPE = "gen_ai.tool.type"
 """Always ``function``."""
+GEN_AI_TOOL_DESCRIPTION = "gen_ai.tool.description"
+"""The tool's description (its docstring, or the schema's), when it has one."""
 GEN_AI_TOOL_CALL_ARGUMENTS = "gen_ai.tool.call.arguments"
 """The arguments as the tool received them (JSON), only when content capture is on."""
 GEN_AI_TOOL_CALL_RESULT = "gen_ai.tool.call.result"
@@ -85,7 +89,12 @@ GEN_AI_USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens"
 GEN_AI_USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
 """On decision spans: tokens the decision model wrote."""
 ERROR_TYPE = "error.type"
-"""The class of failure, on failed call and decision spans."""
+"""The class of failure, on every span whose operation failed: a call's
+``CallResult.error_type``; on the batch span the failed calls' common error type (``_OTHER``
+when they differ), or the exception's qualified class when ``run()`` raised; on a decision
+span, why the decider failed."""
+ERROR_TYPE_OTHER = "_OTHER"
+"""``error.type`` when failures of several kinds share one span (the conventions' fallback)."""
 EXCEPTION_TYPE = "exception.type"
 """On ``exception`` events: the exception's qualified class name."""
 EXCEPTION_MESSAGE = "exception.message"

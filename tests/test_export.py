@@ -76,7 +76,7 @@ def test_otlp_http_honours_the_standard_environment(monkeypatch: pytest.MonkeyPa
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-mlflow-experiment-id=7")
         monkeypatch.setenv("OTEL_SERVICE_NAME", "from-env")
-        tracing = configure_tracing("otlp", service_name="ignored", set_global=False)
+        tracing = configure_tracing("otlp", set_global=False)
         export_batch(tracing)
     assert receiver.paths[0] == "/v1/traces"
     assert receiver.headers[0]["x-mlflow-experiment-id"] == "7"

@@ -123,6 +123,7 @@ def test_every_call_attribute(spans: tuple[TracerProvider, InMemorySpanExporter]
         A.GEN_AI_TOOL_NAME: "fetch",
         A.GEN_AI_TOOL_CALL_ID: "f",
         A.GEN_AI_TOOL_TYPE: "function",
+        A.GEN_AI_TOOL_DESCRIPTION: "Fetch.",
         A.TW_STATUS: "ok",
         A.TW_ATTEMPTS: 1,
         A.TW_DEPENDS_ON: ("s",),
