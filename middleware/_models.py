@@ -457,6 +457,20 @@ class BatchResult(BaseModel):
             "calls": calls,
         }
 
+    def to_html(self, *, include_content: bool = False) -> str:
+        """This batch as the Inspector's self-contained HTML page (``toolweave inspect
+        --html``): timeline, dependency graph, summary and a details panel, with no tracing set
+        up. Arguments and outputs appear only when ``include_content`` is true."""
+        from toolweave.telemetry._html import page
+        from toolweave.telemetry._view import from_record
+
+        view = from_record(
+            self.to_trace(include_content=include_content),
+            batch_id=self.batch_id or "batch",
+            name="batch",
+        )
+        return page([view], title=f"batch {self.batch_id}" if self.batch_id else "batch")
+
 
 M = TypeVar("M", bound=BaseModel)
 

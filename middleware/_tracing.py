@@ -214,6 +214,7 @@ class BatchTrace:
         ids = list(map(_CALL_ID, plan.calls))
         statuses = list(map(_STATUS, result.results))
         attributes: dict[str, Any] = {
+            A.TW_BATCH_ID: result.batch_id,
             A.TW_STRATEGY: plan.strategy,
             A.TW_TOTAL_GROUPS: len(plan.groups),
             A.TW_TOTAL_TOOLS: len(ids),

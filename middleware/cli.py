@@ -61,6 +61,7 @@ _DECIDER_FORMS = (
     "decide(context)', in a module or a .py file) or openai:MODEL"
 )
 _OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
+_SERVE_PORT = 4318  # OTLP/HTTP's, so the SDKs' default endpoint reaches it
 _loaded_files: dict[pathlib.Path, ModuleType] = {}  # this command's module files, by path
 
 
@@ -153,8 +154,36 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--decider", metavar="SPEC", help=_DECIDER_HELP)
     run.set_defaults(handler=_cmd_run)
 
-    inspect = sub.add_parser("inspect", help="show a JSON-lines trace file, batch by batch")
-    inspect.add_argument("file", metavar="TRACE", help="a file written with --trace jsonl:PATH")
+    inspect = sub.add_parser(
+        "inspect", help="show a trace file batch by batch, or receive spans live (--serve)"
+    )
+    inspect.add_argument(
+        "file",
+        metavar="TRACE",
+        nargs="?",
+        help="a file written with --trace jsonl:PATH, or OTLP JSON (- for standard input)",
+    )
+    inspect.add_argument(
+        "--html",
+        metavar="OUT",
+        help="write one self-contained HTML page (timeline, graph, details) to OUT (- for "
+        "standard output)",
+    )
+    inspect.add_argument(
+        "--serve",
+        action="store_true",
+        help="receive spans over OTLP/HTTP (protobuf or JSON) and show their batches in the "
+        "browser as they arrive",
+    )
+    inspect.add_argument(
+        "--port",
+        type=int,
+        metavar="N",
+        help=f"--serve's port (default {_SERVE_PORT}, OTLP/HTTP's; 0: any free port)",
+    )
+    inspect.add_argument(
+        "--host", metavar="H", help="--serve's address (default 127.0.0.1: this machine only)"
+    )
     inspect.set_defaults(handler=_cmd_inspect)
 
     demo = sub.add_parser("demo", help="run sample batches and measure the speed-up")
@@ -266,17 +295,76 @@ def _decision_line(record: DecisionRecord) -> str:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    from toolweave.telemetry.inspect import format_batches, load_spans
+    from toolweave.telemetry.inspect import format_batches, format_html, load_trace, parse_trace
 
+    if args.serve:
+        return _cmd_serve(args)
+    if args.file is None:
+        raise CliError(
+            "inspect needs a TRACE file (- for standard input), or --serve to receive spans live"
+        )
+    if args.port is not None or args.host is not None:
+        raise CliError("--port and --host go with --serve: add --serve, or leave them out")
+    source = "standard input" if args.file == "-" else args.file
     try:
-        spans = load_spans(args.file)
+        if args.file == "-":
+            trace = parse_trace(sys.stdin.buffer.read(), source)
+        else:
+            trace = load_trace(args.file)
     except FileNotFoundError:
         raise CliError(f"no such file: {args.file}") from None
     except OSError as exc:
-        raise CliError(f"cannot read {args.file}: {exc.strerror or _describe(exc)}") from None
+        raise CliError(f"cannot read {source}: {exc.strerror or _describe(exc)}") from None
     except ValueError as exc:  # names the line and the file
         raise CliError(str(exc)) from None
-    print(format_batches(spans))
+    for note in trace.notes:  # spans of an OTLP file that could not be read
+        print(f"toolweave: {_one_line(note, 600)}", file=sys.stderr)
+    if args.html is None:
+        print(format_batches(trace.spans))
+        return 0
+    title = "standard input" if args.file == "-" else pathlib.Path(args.file).name
+    html = format_html(trace.spans, title=title, notes=trace.notes)
+    if args.html == "-":
+        sys.stdout.write(html)
+        return 0
+    try:
+        pathlib.Path(args.html).write_text(html, encoding="utf-8")
+    except OSError as exc:
+        raise CliError(
+            f"--html {args.html}: cannot write there ({exc.strerror or _describe(exc)}); "
+            "pass a file in a folder that exists"
+        ) from None
+    print(f"wrote {args.html}")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from toolweave.telemetry._serve import InspectorServer, serve
+
+    if args.file is not None or args.html is not None:
+        raise CliError(
+            "inspect --serve shows the spans it receives: leave out TRACE and --html "
+            "(download them from the page's /spans.jsonl to inspect them later)"
+        )
+    port = _SERVE_PORT if args.port is None else args.port
+    host = "127.0.0.1" if args.host is None else args.host
+    if not 0 <= port <= 65535:
+        raise CliError(f"--port {port}: pass a port from 1 to 65535, or 0 for any free one")
+
+    def ready(server: InspectorServer) -> None:
+        print(
+            f"toolweave inspect: open {server.url}/ and export with "
+            f"OTEL_EXPORTER_OTLP_ENDPOINT={server.url} (Ctrl-C to stop)",
+            flush=True,
+        )
+
+    try:
+        serve(host, port, ready=ready)
+    except OSError as exc:
+        raise CliError(
+            f"--serve cannot listen on {host} port {port} ({exc.strerror or _describe(exc)}): "
+            "pass another --port (0 for any free one) or --host"
+        ) from None
     return 0
 
 

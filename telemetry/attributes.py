@@ -28,6 +28,7 @@ __all__ = [
     "OP_INVOKE_WORKFLOW",
     "PLAN_EVENT",
     "TW_ATTEMPTS",
+    "TW_BATCH_ID",
     "TW_CALLS_ERROR",
     "TW_CALLS_OK",
     "TW_CALLS_SKIPPED",
@@ -104,6 +105,9 @@ EXCEPTION_STACKTRACE = "exception.stacktrace"
 """On ``exception`` events, with content capture on only: the frames of the traceback."""
 
 # --- toolweave: batch ---------------------------------------------------------------------
+TW_BATCH_ID = "toolweave.batch.id"
+"""The engine's id of the batch (``BatchResult.batch_id``, ``CallRequest.batch_id``): the
+inspector names the batch by it, as ``BatchResult.to_html()`` does."""
 TW_STRATEGY = "toolweave.strategy"
 """``parallel``, ``serial`` or ``dag``."""
 TW_TOTAL_GROUPS = "toolweave.total_groups"

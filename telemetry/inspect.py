@@ -1,5 +1,7 @@
 """Read toolweave traces offline: the JSON-lines files ``configure_tracing("jsonl:PATH")``
-writes, shown as one tree per batch. It imports nothing from the engine."""
+writes, or OTLP JSON (the OpenTelemetry file exporter's documents), shown per batch as text
+(``format_batches``) or as one self-contained HTML page (``format_html``). It imports nothing
+from the engine."""
 
 from __future__ import annotations
 
@@ -11,9 +13,29 @@ from datetime import datetime
 from typing import Any
 
 from . import attributes as A
+from ._html import page
+from ._otlp import is_otlp, read_document
 from ._values import to_text
+from ._view import from_spans, text_block
 
-__all__ = ["TraceSpan", "format_batches", "load_spans"]
+__all__ = [
+    "Trace",
+    "TraceEvent",
+    "TraceSpan",
+    "format_batches",
+    "format_html",
+    "load_spans",
+    "load_trace",
+    "parse_trace",
+]
+
+
+@dataclass
+class TraceEvent:
+    """One span event (the ``toolweave.plan`` event carries the plan)."""
+
+    name: str
+    attributes: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -30,6 +52,9 @@ class TraceSpan:
     attributes: dict[str, Any] = field(default_factory=dict)
     status: str = "UNSET"
     children: list[TraceSpan] = field(default_factory=list)
+    status_message: str = ""
+    """The status description (a failed call's error, with content capture on)."""
+    events: list[TraceEvent] = field(default_factory=list)
 
     @property
     def duration_ms(self) -> float:
@@ -37,7 +62,10 @@ class TraceSpan:
         return (self.end - self.start) * 1000
 
 
-_FIX = "each line must be one span object, as --trace jsonl:PATH writes them"
+_FIX = (
+    "each line must be one span object, as --trace jsonl:PATH writes them, or an OTLP JSON "
+    'document ({"resourceSpans": [...]})'
+)
 _SHOWN = 60  # characters of an odd value quoted in an error
 _LAST = 1 << 30  # the execution order of a call that has none: after every other
 
@@ -71,21 +99,111 @@ class _NotASpan(Exception):
     """What is wrong with one line; ``load_spans`` adds the line number and the file."""
 
 
+@dataclass
+class Trace:
+    """The spans of one trace file, and those of its OTLP documents that could not be read."""
+
+    source: str
+    """The file's name (``standard input`` for ``-``)."""
+    spans: list[TraceSpan]
+    unreadable: int = 0
+    """How many spans (or parts of documents) of OTLP documents could not be read."""
+    problems: list[str] = field(default_factory=list)
+    """Why, for the first few of them."""
+
+    @property
+    def notes(self) -> list[str]:
+        """One sentence about the unreadable spans, when there are any."""
+        if not self.unreadable:
+            return []
+        first = f" (first: {self.problems[0]})" if self.problems else ""
+        return [
+            f"{self.unreadable} span(s) of {self.source} could not be read and are left out{first}"
+        ]
+
+
 def load_spans(path: str | os.PathLike[str]) -> list[TraceSpan]:
-    """Every span in a JSON-lines trace file. ``ValueError`` names the first line that is not
-    a span (not UTF-8, not JSON, not an object, a field missing or of the wrong type) and the
-    file; ``OSError`` if the file cannot be read."""
-    where = os.fspath(path)
-    spans = []
-    with open(path, "rb") as lines:  # bytes, so that a bad byte is reported with its line
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
+    """Every span in a trace file (JSON lines or OTLP JSON). ``ValueError`` names the first
+    line that is not a span (not UTF-8, not JSON, not an object, a field missing or of the
+    wrong type) and the file; ``OSError`` if the file cannot be read. Spans of an OTLP
+    document that cannot be read are left out: ``load_trace`` counts them."""
+    return load_trace(path).spans
+
+
+def load_trace(path: str | os.PathLike[str]) -> Trace:
+    """The spans of a trace file (JSON lines or OTLP JSON), with the OTLP spans that could not
+    be read counted. Errors as ``load_spans``."""
+    with open(path, "rb") as file:  # bytes, so that a bad byte is reported with its line
+        data = file.read()
+    return parse_trace(data, os.fspath(path))
+
+
+_PROBLEMS = 5  # reasons kept for unreadable OTLP spans
+
+
+def parse_trace(data: bytes, source: str = "the trace") -> Trace:
+    """The spans in ``data``: JSON lines as ``--trace jsonl:PATH`` writes them, OTLP JSON
+    documents one per line, or one OTLP JSON document (pretty-printed or not). ``ValueError``
+    names the first line that is neither a span nor an OTLP document, and ``source``."""
+    trace = Trace(source=source, spans=[])
+    whole: Any = None
+    broken: json.JSONDecodeError | None = None  # why a document over several lines is not JSON
+    if data.lstrip()[:1] == b"{" and b"resourceSpans" in data[:4096]:
+        try:  # one document over several lines
+            whole = json.loads(data.decode("utf-8-sig"))
+        except json.JSONDecodeError as exc:
+            broken = exc
+        except (ValueError, RecursionError):
+            whole = None
+    if isinstance(whole, dict) and is_otlp(whole):
+        try:
+            _add_document(trace, whole, 1)
+        except _NotASpan as exc:
+            raise ValueError(f"line 1 of {source} is not a span: {exc}; {_FIX}") from None
+        return trace
+    for number, line in enumerate(data.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            raw = _parse(line)
+            if is_otlp(raw):
+                _add_document(trace, raw, number)
+            else:
+                trace.spans.append(_span(raw))
+        except _NotASpan as exc:
+            if broken is not None and not trace.spans and b"\n" in data.strip():
+                raise ValueError(
+                    f"{source} looks like one OTLP JSON document but is not JSON "
+                    f"({broken.msg} at line {broken.lineno}, column {broken.colno}); {_FIX}"
+                ) from None
+            raise ValueError(f"line {number} of {source} is not a span: {exc}; {_FIX}") from None
+    return trace
+
+
+def _add_document(trace: Trace, document: dict[str, Any], number: int) -> None:
+    try:
+        for item in read_document(document):
+            if isinstance(item, str):
+                trace.unreadable += 1
+                if len(trace.problems) < _PROBLEMS:
+                    trace.problems.append(f"line {number}: {item}")
                 continue
-            try:
-                spans.append(_span(_parse(line)))
-            except _NotASpan as exc:
-                raise ValueError(f"line {number} of {where} is not a span: {exc}; {_FIX}") from None
-    return spans
+            trace.spans.append(
+                TraceSpan(
+                    name=item.name,
+                    span_id=item.span_id,
+                    parent_id=item.parent_id,
+                    trace_id=item.trace_id,
+                    start=item.start,
+                    end=item.end,
+                    attributes=item.attributes,
+                    status=item.status,
+                    status_message=item.status_message,
+                    events=[TraceEvent(n, a) for n, a in item.events],
+                )
+            )
+    except ValueError as exc:
+        raise _NotASpan(f"an OTLP document, but {exc}") from None
 
 
 def _parse(line: bytes) -> Any:
@@ -121,6 +239,7 @@ def _span(raw: Any) -> TraceSpan:
     code = (status or {}).get("status_code", "UNSET")
     if not isinstance(code, str):
         raise _NotASpan(f"'status.status_code' is {_a_kind(code)}, not a string")
+    message = (status or {}).get("description")
     return TraceSpan(
         name=_field(raw, "name", str),
         span_id=_field(context, "span_id", str, "context.span_id"),
@@ -130,7 +249,20 @@ def _span(raw: Any) -> TraceSpan:
         end=_seconds(raw, "end_time"),
         attributes=attributes or {},
         status=code,
+        status_message=message if isinstance(message, str) else "",
+        events=_events(raw.get("events")),
     )
+
+
+def _events(raw: Any) -> list[TraceEvent]:
+    # Events are read for what the Inspector shows (the plan); odd ones are left out.
+    if not isinstance(raw, list):
+        return []
+    return [
+        TraceEvent(e["name"], e["attributes"] if isinstance(e.get("attributes"), dict) else {})
+        for e in raw
+        if isinstance(e, dict) and isinstance(e.get("name"), str)
+    ]
 
 
 def _check_attributes(attributes: dict[str, Any]) -> None:
@@ -225,6 +357,8 @@ def format_batches(spans: Iterable[TraceSpan]) -> str:
     shown as bounded text; this never raises on what a trace file held."""
     spans = list(spans)
     by_id = {s.span_id: s for s in spans if isinstance(s.span_id, str)}
+    for s in spans:  # the tree is built afresh: a second call must not list a span twice
+        s.children = []
     for s in spans:
         parent = by_id.get(s.parent_id) if isinstance(s.parent_id, str) else None
         if parent is not None:
@@ -274,4 +408,17 @@ def format_batches(spans: Iterable[TraceSpan]) -> str:
                 f"{_ms(d)} ms  {_text(da.get(A.TW_DECISION_REASON, ''), 200)}"
             )
         blocks.append("\n".join(lines))
+    for k, view in enumerate(from_spans(spans)):
+        if k < len(blocks):
+            blocks[k] += "\n\n" + text_block(view)
     return "\n\n".join(blocks) if blocks else "no toolweave batches in these spans"
+
+
+def format_html(
+    spans: Iterable[TraceSpan], *, title: str = "trace", notes: Iterable[str] = ()
+) -> str:
+    """One self-contained HTML page (no network: styles and script inline) showing every
+    batch span of ``spans``: a picker, and per batch a timeline, the dependency graph, a
+    summary and a details panel. ``notes`` are shown at the top (unreadable spans, say).
+    Every value is escaped; this never raises on what a trace file held."""
+    return page(from_spans(spans), title=title, notes=list(notes))
