@@ -48,8 +48,9 @@ _DETAIL = 300  # characters of a foreign exception's message kept in a one-line 
 
 
 _TRACE_HELP = (
-    "export spans: otlp (OTEL_EXPORTER_OTLP_ENDPOINT, default http://localhost:4318), "
-    "otlp-grpc, console, or jsonl:PATH"
+    "export spans: otlp (OTEL_EXPORTER_OTLP_ENDPOINT, default http://localhost:4318; "
+    "OTEL_EXPORTER_OTLP_PROTOCOL chooses the encoding), otlp-grpc, otlp-json, console, none, "
+    "or jsonl:PATH"
 )
 _DECIDER_HELP = (
     "ask a decider between steps: MODULE:NAME (a rule function, a list of rules or a decider "
