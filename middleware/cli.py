@@ -87,9 +87,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader left (`toolweave inspect t.jsonl | head`): not an error
+        _quiet_stdout()
+        return 0
     finally:
         if tracing is not None:
             tracing.shutdown()  # exports what is left
+
+
+def _quiet_stdout() -> None:
+    # Python flushes stdout again at exit, into the closed pipe; point it at /dev/null first.
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def _tolerant_output() -> None:

@@ -37,7 +37,8 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-from .inspect import TraceSpan, format_html, parse_trace
+from . import attributes as A
+from .inspect import TraceSpan, format_html, orphaned_calls, parse_trace
 
 __all__ = ["DEFAULT_PORT", "MAX_BODY", "MAX_SPANS", "InspectorServer", "serve"]
 
@@ -54,6 +55,9 @@ _TRACES = "/v1/traces"
 _PROTOBUF, _JSON = "application/x-protobuf", "application/json"
 _EXTRA = "pip install 'toolweave[otlp]'"
 _PROBLEMS = 5  # reasons kept for spans that could not be read
+PAGE_BATCHES = 200
+"""Batches drawn on the live page, the newest: the page is drawn again whenever spans arrive,
+so it must not grow with the whole history (``/spans.jsonl`` has everything kept)."""
 _IDLE_S = 30.0  # a connection that sends nothing for this long is closed
 _ID_FIELDS = ("traceId", "spanId", "parentSpanId")
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost."})
@@ -120,6 +124,8 @@ class _Store:
         cached = self._page
         if cached is not None and cached[0] == version:
             return cached[1]
+        spans, shown_notes = _newest(spans)
+        notes = [*notes, *shown_notes]
         html = _live(format_html(spans, title=title, notes=notes), version, len(spans))
         if self._page is None or self._page[0] <= version:
             self._page = (version, html)
@@ -676,3 +682,29 @@ def _iso(seconds: float) -> str:
         return datetime.fromtimestamp(seconds, tz=UTC).isoformat()
     except (OverflowError, OSError, ValueError):
         return datetime.fromtimestamp(0, tz=UTC).isoformat()
+
+
+def _newest(spans: list[TraceSpan]) -> tuple[list[TraceSpan], list[str]]:
+    """The spans of the newest ``PAGE_BATCHES`` batches (their own spans and their children),
+    and notes on what the page leaves out."""
+    notes = []
+    waiting = orphaned_calls(spans)
+    batches = sorted(
+        (s for s in spans if s.attributes.get(A.GEN_AI_OPERATION_NAME) == A.OP_INVOKE_WORKFLOW),
+        key=lambda s: s.start if isinstance(s.start, int | float) else 0.0,
+    )
+    if len(batches) > PAGE_BATCHES:
+        kept = {(b.trace_id, b.span_id) for b in batches[-PAGE_BATCHES:]}
+        spans = [
+            s for s in spans if (s.trace_id, s.span_id) in kept or (s.trace_id, s.parent_id) in kept
+        ]
+        notes.append(
+            f"showing the newest {PAGE_BATCHES} of {len(batches)} batches; /spans.jsonl has them "
+            "all, for toolweave inspect"
+        )
+    if waiting:
+        notes.append(
+            f"{waiting} call span(s) arrived before their batch span (the batch is still "
+            "running): they show when it ends"
+        )
+    return spans, notes

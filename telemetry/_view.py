@@ -276,7 +276,7 @@ def _relative(span: TraceSpan, origin: float | None) -> tuple[float | None, floa
     start, end = _seconds(span.start), _seconds(span.end)
     if origin is None or start is None or end is None:
         return None, None
-    return (start - origin) * 1000, (end - origin) * 1000
+    return (start - origin) * 1000, (max(start, end) - origin) * 1000  # never ends before it starts
 
 
 def _plan_of(span: TraceSpan) -> Any:
@@ -300,17 +300,21 @@ BATCH_ID_KEYS = (A.TW_BATCH_ID, "toolweave.batch_id")
 def from_spans(spans: Iterable[TraceSpan]) -> list[BatchView]:
     """One view per batch span (``gen_ai.operation.name = invoke_workflow``), by start time."""
     spans = list(spans)
-    children: dict[str, list[TraceSpan]] = {}
+    # Keyed by trace too: span ids repeat across traces (a copied file, a replayed export).
+    children: dict[tuple[str, str], list[TraceSpan]] = {}
     for s in spans:
         if isinstance(s.parent_id, str):
-            children.setdefault(s.parent_id, []).append(s)
+            children.setdefault((s.trace_id, s.parent_id), []).append(s)
     batches = [s for s in spans if _attrs(s).get(A.GEN_AI_OPERATION_NAME) == A.OP_INVOKE_WORKFLOW]
     batches.sort(key=lambda s: _seconds(s.start) or 0.0)
     views = []
     used: set[str] = set()
     for batch in batches:
         view = _batch_view(
-            batch, children.get(batch.span_id, []) if isinstance(batch.span_id, str) else []
+            batch,
+            children.get((batch.trace_id, batch.span_id), [])
+            if isinstance(batch.span_id, str)
+            else [],
         )
         while view.batch_id in used:  # two batches must never share a picker entry
             view.batch_id += "'"

@@ -26,6 +26,7 @@ __all__ = [
     "format_html",
     "load_spans",
     "load_trace",
+    "orphaned_calls",
     "parse_trace",
 ]
 
@@ -113,13 +114,37 @@ class Trace:
 
     @property
     def notes(self) -> list[str]:
-        """One sentence about the unreadable spans, when there are any."""
-        if not self.unreadable:
-            return []
-        first = f" (first: {self.problems[0]})" if self.problems else ""
-        return [
-            f"{self.unreadable} span(s) of {self.source} could not be read and are left out{first}"
-        ]
+        """A sentence about the unreadable spans, and one about call spans whose batch span
+        is not in the trace, when there are any."""
+        notes = []
+        if self.unreadable:
+            first = f" (first: {self.problems[0]})" if self.problems else ""
+            notes.append(
+                f"{self.unreadable} span(s) of {self.source} could not be read and are left "
+                f"out{first}"
+            )
+        orphans = orphaned_calls(self.spans)
+        if orphans:
+            notes.append(
+                f"{orphans} call span(s) of {self.source} have no batch span in it (the batch "
+                "is still running, or its span was lost) and are not shown"
+            )
+        return notes
+
+
+def orphaned_calls(spans: Iterable[TraceSpan]) -> int:
+    """How many call spans have no batch span among ``spans`` to be drawn under."""
+    spans = list(spans)
+    batches = {
+        (s.trace_id, s.span_id)
+        for s in spans
+        if _attributes(s).get(A.GEN_AI_OPERATION_NAME) == A.OP_INVOKE_WORKFLOW
+    }
+    return sum(
+        1
+        for s in spans
+        if A.GEN_AI_TOOL_CALL_ID in _attributes(s) and (s.trace_id, s.parent_id) not in batches
+    )
 
 
 def load_spans(path: str | os.PathLike[str]) -> list[TraceSpan]:
@@ -160,7 +185,7 @@ def parse_trace(data: bytes, source: str = "the trace") -> Trace:
             _add_document(trace, whole, 1)
         except _NotASpan as exc:
             raise ValueError(f"line 1 of {source} is not a span: {exc}; {_FIX}") from None
-        return trace
+        return _without_repeats(trace)
     for number, line in enumerate(data.splitlines(), 1):
         if not line.strip():
             continue
@@ -177,6 +202,20 @@ def parse_trace(data: bytes, source: str = "the trace") -> Trace:
                     f"({broken.msg} at line {broken.lineno}, column {broken.colno}); {_FIX}"
                 ) from None
             raise ValueError(f"line {number} of {source} is not a span: {exc}; {_FIX}") from None
+    return _without_repeats(trace)
+
+
+def _without_repeats(trace: Trace) -> Trace:
+    """The trace with each span once: the same span twice (a file concatenated with itself,
+    an export sent again) is one span, as the live receiver keeps it."""
+    seen: set[tuple[Any, Any]] = set()
+    kept = []
+    for span in trace.spans:
+        key = (span.trace_id, span.span_id)
+        if key not in seen:
+            seen.add(key)
+            kept.append(span)
+    trace.spans = kept
     return trace
 
 
@@ -342,7 +381,8 @@ def _start(span: TraceSpan) -> float:
 
 def _ms(span: TraceSpan) -> str:
     try:
-        return f"{span.duration_ms:.0f}"
+        duration = span.duration_ms
+        return f"{duration:.0f}" if duration >= 0 else "?"  # a span that ends before it starts
     except (TypeError, ValueError, OverflowError):
         return "?"
 
@@ -356,11 +396,12 @@ def format_batches(spans: Iterable[TraceSpan]) -> str:
     level, duration, what they waited for) and its decisions. Attribute values of any type are
     shown as bounded text; this never raises on what a trace file held."""
     spans = list(spans)
-    by_id = {s.span_id: s for s in spans if isinstance(s.span_id, str)}
+    # Keyed by trace too: span ids repeat across traces (a copied file, a replayed export).
+    by_id = {(s.trace_id, s.span_id): s for s in spans if isinstance(s.span_id, str)}
     for s in spans:  # the tree is built afresh: a second call must not list a span twice
         s.children = []
     for s in spans:
-        parent = by_id.get(s.parent_id) if isinstance(s.parent_id, str) else None
+        parent = by_id.get((s.trace_id, s.parent_id)) if isinstance(s.parent_id, str) else None
         if parent is not None:
             parent.children.append(s)
     batches = sorted(

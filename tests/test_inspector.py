@@ -519,3 +519,72 @@ def test_terminal_inspect_shows_the_timeline_and_the_summary(demo_trace: pathlib
     assert "summary: dag, 6 calls (6 ok, 0 error, 0 skipped) in 3 groups" in dag
     assert "critical path" in dag
     assert "one by one" in dag
+
+
+# ------------------------------------------------------------------ traces that repeat themselves
+
+
+def _copies(trace: pathlib.Path, n: int) -> bytes:
+    """``n`` copies of a trace whose spans keep their span ids, each in a trace of its own
+    (as two runs replayed from one seed, or one file exported twice under new trace ids)."""
+    out = []
+    for k in range(n):
+        for line in trace.read_text().splitlines():
+            span = json.loads(line)
+            span["context"]["trace_id"] = f"0x{k:032x}"
+            batch_id = span["attributes"].get("toolweave.batch.id")
+            if batch_id is not None:
+                span["attributes"]["toolweave.batch.id"] = f"{batch_id}-copy{k}"
+            out.append(json.dumps(span))
+    return ("\n".join(out) + "\n").encode()
+
+
+def test_span_ids_repeated_across_traces_keep_each_batch_to_its_own_calls(
+    demo_trace: pathlib.Path,
+) -> None:
+    one = expected_batches(demo_trace)
+    run = cli("inspect", "-", "--html", "-", stdin=_copies(demo_trace, 5))
+    assert run.returncode == 0, run.stderr.decode()
+    page = Page(run.stdout.decode())
+    assert len(page.batches()) == 5 * len(one)
+    for batch_id, (calls, edges) in one.items():
+        for k in range(5):
+            assert page.calls(f"{batch_id}-copy{k}", "timeline") == calls
+            assert page.edges(f"{batch_id}-copy{k}") == edges
+    single = cli("inspect", "-", "--html", "-", stdin=_copies(demo_trace, 1))
+    assert len(run.stdout) < 6 * len(single.stdout), "the page grows with the trace, no faster"
+
+
+def test_the_same_spans_twice_are_one_batch_each(demo_trace: pathlib.Path) -> None:
+    twice = demo_trace.read_bytes() * 2
+    run = cli("inspect", "-", "--html", "-", stdin=twice)
+    assert sorted(Page(run.stdout.decode()).batches()) == sorted(expected_batches(demo_trace))
+    text = cli("inspect", "-", stdin=twice).stdout.decode()
+    assert text.count("summary:") == len(expected_batches(demo_trace))
+
+
+def test_call_spans_without_their_batch_span_are_counted(demo_trace: pathlib.Path) -> None:
+    lines = [
+        line
+        for line in demo_trace.read_text().splitlines()
+        if json.loads(line)["attributes"].get("gen_ai.operation.name") != "invoke_workflow"
+    ]
+    run = cli("inspect", "-", stdin=("\n".join(lines) + "\n").encode())
+    assert run.returncode == 0
+    assert b"call span(s) of standard input have no batch span in it" in run.stderr
+    assert b"Traceback" not in run.stderr
+
+
+def test_a_reader_that_leaves_early_is_not_an_error(
+    demo_trace: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    big = tmp_path / "big.jsonl"
+    big.write_bytes(_copies(demo_trace, 60))  # more text than a pipe holds
+    command = [sys.executable, "-m", "toolweave.cli", "inspect", str(big)]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    proc.stdout.readline()
+    proc.stdout.close()  # as `| head -1` does
+    _, err = proc.communicate(timeout=60)
+    assert b"Traceback" not in err
+    assert proc.returncode == 0
