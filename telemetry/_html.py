@@ -214,11 +214,14 @@ def _graph(view: BatchView, index: int) -> str:
             sx, sy = where[s][0] + _NODE_W, where[s][1]
             tx, ty = where[t]
             hx = tx - _GAP / 2
-            bend = max(20.0, abs(hx - sx) / 2)
-            lines.append(
-                f'<path d="M{sx:.1f} {sy:.1f}C{sx + bend:.1f} {sy:.1f} {hx - bend:.1f} {y:.1f} '
-                f'{hx:.1f} {y:.1f}L{tx - 2:.1f} {ty:.1f}"/>'
-            )
+            if column_of[t] - column_of[s] > 1:
+                lines.append(_long_edge(sx, sy, hx, y, tx, ty))
+            else:
+                bend = max(20.0, abs(hx - sx) / 2)
+                lines.append(
+                    f'<path d="M{sx:.1f} {sy:.1f}C{sx + bend:.1f} {sy:.1f} {hx - bend:.1f} '
+                    f'{y:.1f} {hx:.1f} {y:.1f}L{tx - 2:.1f} {ty:.1f}"/>'
+                )
             path = view.paths.get((source, target), "")
             label = _short(path, _LABEL) if path else "\u2192"
             half = max(8.0, len(label) * 3.1 + 6)
@@ -259,6 +262,20 @@ def _graph(view: BatchView, index: int) -> str:
         f'<g class="lines" marker-end="url(#{marker})">{"".join(lines)}</g>'
         f'<g class="nodes">{"".join(nodes)}</g><g class="handles">{"".join(handles)}</g>'
         "</svg></div>"
+    )
+
+
+def _long_edge(sx: float, sy: float, hx: float, hy: float, tx: float, ty: float) -> str:
+    """An edge that skips a level: along the gap between two rows of nodes (free in every
+    column, as all columns share the rows), so it never passes behind a node it does not
+    touch, then to its handle and its target."""
+    row = max(0, round((sy + hy) / 2 - _MARGIN - _PITCH + _NODE_H / 2) // _PITCH)
+    cy = _MARGIN + row * _PITCH + _NODE_H + (_PITCH - _NODE_H) / 2
+    g1, g2 = sx + _GAP / 2, tx - _GAP + 12
+    return (
+        f'<path d="M{sx:.1f} {sy:.1f}C{sx + 30:.1f} {sy:.1f} {g1 - 30:.1f} {cy:.1f} {g1:.1f} '
+        f"{cy:.1f}L{g2:.1f} {cy:.1f}C{g2 + 25:.1f} {cy:.1f} {hx - 25:.1f} {hy:.1f} {hx:.1f} "
+        f'{hy:.1f}L{tx - 2:.1f} {ty:.1f}"/>'
     )
 
 
