@@ -174,10 +174,18 @@ def _timeline(view: BatchView, ready: dict[str, float]) -> str:
         f"<span>0 ms</span><span>{ms(total)} ms</span></span></div>"
     )
     return (
-        f'<div data-view="timeline" class="timeline"><h3>Timeline</h3>{decisions}'
+        f'<div data-view="timeline" class="timeline"><h3>Timeline</h3>{_LEGEND}{decisions}'
         f'<div class="rows"><div class="inner">{"".join(rows)}'
         f'<div class="marks">{"".join(lines)}</div></div></div>{axis}</div>'
     )
+
+
+_LEGEND = (
+    '<p class="legend">Each bar is a call, from its start to its end: green ok, red error, '
+    "striped grey skipped. A dashed line before a bar: the call waiting for its dependencies. "
+    "\u00d7N: the attempts it took. Purple marks: decision points (orange: the decider failed "
+    "and its fallback applied).</p>"
+)
 
 
 def _graph(view: BatchView, index: int) -> str:
@@ -312,11 +320,16 @@ def page(views: Sequence[BatchView], *, title: str, notes: Sequence[str] = ()) -
         data.append(entry)
     buttons = "".join(
         f'<button type="button" data-pick="{_a(v.batch_id)}" data-i="{i}" '
-        f'aria-pressed="{"true" if i == 0 else "false"}">{_t(_short(v.name, 40))} '
+        f'aria-pressed="{"true" if i == 0 else "false"}">#{i + 1} {_t(_short(v.name, 40))} '
         f"<small>{_t(v.strategy)}, {len(v.calls)} calls, {ms(v.makespan_ms)} ms</small></button>"
         for i, v in enumerate(views)
     )
-    empty = "" if views else "<p>No toolweave batches in this trace.</p>"
+    empty = (
+        ""
+        if views
+        else "<p>No toolweave batches in this trace yet: export spans with "
+        "<code>--trace jsonl:PATH</code>, or to <code>toolweave inspect --serve</code>.</p>"
+    )
     remarks = "".join(f'<p class="note">{_t(n)}</p>' for n in notes)
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
@@ -338,6 +351,7 @@ h2{font-size:1.15em;margin:.6em 0 .2em}
 h3{font-size:1em;margin:.8em 0 .3em}
 small{color:#666;font-weight:normal}
 .note{color:#8a5300}
+.legend{color:#555;font-size:12px;margin:0 0 6px}
 nav{display:flex;flex-wrap:wrap;gap:.4em;margin:.5em 0;max-height:12em;overflow:auto}
 nav button{font:inherit;padding:.3em .7em;border:1px solid #bbb;border-radius:4px;
   background:#f7f7f7;cursor:pointer}
