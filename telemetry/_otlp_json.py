@@ -74,6 +74,13 @@ class OtlpJsonSpanExporter(SpanExporter):
     ) -> None:
         self.endpoint = endpoint
         self.headers = {k.lower(): v for k, v in (headers or {}).items()}
+        for name, value in self.headers.items():
+            if any(c in value for c in "\r\n") or not value.isascii():
+                raise ValueError(
+                    f"the OTLP header {name!r} has a value HTTP cannot carry (a line break, or "
+                    "a character that is not ASCII); percent-encode it in "
+                    "OTEL_EXPORTER_OTLP_HEADERS and send only ASCII"
+                )
         self.headers["content-type"] = "application/json"
         if gzip_body:
             self.headers["content-encoding"] = "gzip"
@@ -81,6 +88,10 @@ class OtlpJsonSpanExporter(SpanExporter):
         self._gzip = gzip_body
         self._context = context
         self._closed = threading.Event()
+        handlers: list[urllib.request.BaseHandler] = [_NoRedirect()]
+        if context is not None:
+            handlers.append(urllib.request.HTTPSHandler(context=context))
+        self._opener = urllib.request.build_opener(*handlers)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Encode and send one batch of spans."""
@@ -115,10 +126,18 @@ class OtlpJsonSpanExporter(SpanExporter):
         request = urllib.request.Request(
             self.endpoint, data=body, headers=self.headers, method="POST"
         )
+        deadline = time.monotonic() + timeout
         try:
-            with urllib.request.urlopen(request, timeout=timeout, context=self._context) as reply:
-                reply.read()
+            with self._opener.open(request, timeout=timeout) as reply:
+                # The socket timeout bounds each read, not the answer: a receiver that trickles
+                # its body must not hold the export past the deadline.
+                while reply.read1(65_536):  # read1: what one socket read brings
+                    if time.monotonic() > deadline:
+                        return True, f"the answer took longer than {timeout:.3g} s"
         except urllib.error.HTTPError as exc:
+            if 300 <= exc.code < 400:  # a redirect would turn the POST into a bodiless GET
+                where = exc.headers.get("Location", "?") if exc.headers else "?"
+                return False, f"HTTP {exc.code} redirect to {where}: set the endpoint to it"
             return exc.code in _RETRYABLE, f"HTTP {exc.code} {exc.reason}"
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
@@ -132,6 +151,13 @@ class OtlpJsonSpanExporter(SpanExporter):
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Nothing is buffered here."""
         return True
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Redirects fail the export (urllib would follow them as a GET without the spans)."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
 
 
 def ssl_context_from_env() -> ssl.SSLContext | None:

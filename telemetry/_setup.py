@@ -188,7 +188,7 @@ def _exporter_kind(exporter: str | None, protocol: str | None) -> tuple[str, str
     the environment."""
     if exporter is None:
         source = "OTEL_TRACES_EXPORTER"
-        exporter = os.environ.get(source, "").strip().lower() or "otlp"
+        exporter = os.environ.get(source, "").strip() or "otlp"
         if "," in exporter:
             raise ValueError(
                 f"{source}={exporter!r}: configure_tracing sets up one exporter; "
@@ -197,6 +197,7 @@ def _exporter_kind(exporter: str | None, protocol: str | None) -> tuple[str, str
     else:
         source = "exporter"
     kind, _, spec_path = str(exporter).partition(":")
+    kind = kind.strip().lower()  # the name, not the path after jsonl:
     if kind not in _KINDS:
         raise ValueError(
             f"unknown exporter {exporter!r}"
@@ -317,10 +318,18 @@ def _otlp_grpc(endpoint: str | None, headers: Mapping[str, str] | None) -> SpanE
         raise ImportError(
             "the otlp-grpc exporter needs: pip install opentelemetry-exporter-otlp-proto-grpc"
         ) from exc
+    from opentelemetry.util.re import parse_env_headers
+
     insecure = endpoint is not None and not endpoint.startswith("https://")
+    merged = None
+    if headers:  # the SDK reads the variables' headers only when none are given: merge them
+        env = os.environ.get
+        from_env = env("OTEL_EXPORTER_OTLP_TRACES_HEADERS") or env("OTEL_EXPORTER_OTLP_HEADERS")
+        merged = dict(parse_env_headers(from_env or "", liberal=True))
+        merged.update(headers)
     return OTLPSpanExporter(
         endpoint=endpoint,
-        # gRPC metadata keys are lower case; the variables' headers the SDK reads itself
-        headers={k.lower(): v for k, v in headers.items()} if headers else None,
+        # gRPC metadata keys are lower case
+        headers={k.lower(): v for k, v in merged.items()} if merged else None,
         insecure=insecure or None,
     )

@@ -638,3 +638,124 @@ def test_content_capture_is_still_opt_in_for_the_environment(
     provider, exporter = memory()
     run(provider, FAILING)
     assert SECRET in everything_on(exporter.get_finished_spans())
+
+
+# ------------------------------------------------------------ review: the JSON exporter's edges
+
+
+class _Scripted(BaseHTTPRequestHandler):
+    """Answers every POST as the server's ``answer`` says: a redirect, or a body sent slowly."""
+
+    answer = "redirect"
+    methods: list[str]
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.methods.append("POST")
+        if self.answer == "redirect":
+            self.send_response(302)
+            self.send_header("Location", "/elsewhere")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", "100")
+        self.end_headers()
+        for _ in range(100):  # 50 s in all, a byte every half second
+            try:
+                self.wfile.write(b"x")
+                self.wfile.flush()
+            except OSError:
+                return
+            threading.Event().wait(0.5)
+
+    def do_GET(self) -> None:
+        self.methods.append("GET")
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def scripted() -> Iterator[tuple[str, type[_Scripted]]]:
+    handler = type("Handler", (_Scripted,), {"methods": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1/traces", handler
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _one_span() -> list[ReadableSpan]:
+    provider, exporter = memory()
+    run(provider, [ToolCall(id="a", name="ok", arguments={})])
+    return list(exporter.get_finished_spans())
+
+
+def test_a_redirect_fails_the_json_export_rather_than_losing_the_spans(
+    scripted: tuple[str, type[_Scripted]], caplog: pytest.LogCaptureFixture
+) -> None:
+    from toolweave.telemetry._otlp_json import OtlpJsonSpanExporter
+
+    url, handler = scripted
+    handler.answer = "redirect"
+    exporter = OtlpJsonSpanExporter(url, timeout=5)
+    with caplog.at_level(logging.WARNING, logger="toolweave"):
+        result = exporter.export(_one_span())
+    assert result.name == "FAILURE"
+    assert handler.methods == ["POST"], "the redirect is not followed as a GET"
+    assert "HTTP 302 redirect to /elsewhere: set the endpoint to it" in caplog.text
+
+
+def test_a_receiver_that_trickles_its_answer_does_not_hold_the_export(
+    scripted: tuple[str, type[_Scripted]],
+) -> None:
+    import time
+
+    from toolweave.telemetry._otlp_json import OtlpJsonSpanExporter
+
+    url, handler = scripted
+    handler.answer = "trickle"
+    exporter = OtlpJsonSpanExporter(url, timeout=1)
+    began = time.monotonic()
+    exporter.export(_one_span())
+    assert time.monotonic() - began < 30, "the answer takes 50 s; the timeout is 1 s"
+
+
+def test_header_values_http_cannot_carry_fail_at_setup(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "k=%E2%9C%93")
+    with pytest.raises(ValueError, match="the OTLP header 'k' has a value HTTP cannot carry"):
+        configure_tracing("otlp-json", "http://127.0.0.1:9", set_global=False)
+
+
+def test_a_jsonl_path_from_the_environment_keeps_its_case(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    path = tmp_path / "MyTrace.jsonl"
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", f"JSONL:{path}")
+    tracing = configure_tracing(set_global=False)
+    tracing.shutdown()
+    assert path.exists()
+
+
+def test_grpc_headers_given_in_code_add_to_the_environments(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "Authorization=Bearer%20t")
+    tracing = configure_tracing(
+        endpoint="http://127.0.0.1:9", headers={"X-Team": "a"}, set_global=False
+    )
+    try:
+        processor = tracing.provider._active_span_processor._span_processors[0]  # type: ignore[attr-defined]
+        headers = dict(processor.span_exporter._headers)
+    finally:
+        tracing.shutdown()
+    assert headers == {"authorization": "Bearer t", "x-team": "a"}
