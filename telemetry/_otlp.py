@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ._values import to_text
+from ._values import a_json_kind, to_text
 
 __all__ = ["OtlpSpan", "is_otlp", "read_document"]
 
@@ -179,12 +179,4 @@ def _value(raw: Any, depth: int) -> Any:
 
 
 def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return "a list" if isinstance(value, list) else "an object"
+    return "null" if value is None else a_json_kind(value)

@@ -21,7 +21,16 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["MAX_DEPTH", "MAX_NODES", "safe_str", "safe_type_name", "to_jsonable", "to_text"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_NODES",
+    "a_json_kind",
+    "json_kind",
+    "safe_str",
+    "safe_type_name",
+    "to_jsonable",
+    "to_text",
+]
 
 MAX_DEPTH = 64
 """Containers nested deeper than this are shown as a marker, not walked."""
@@ -100,6 +109,26 @@ def safe_str(value: Any, limit: int = _OPAQUE_CHARS) -> str:
         if isinstance(text, str):
             return _cut(_clean(text), limit)
     return f"<{safe_type_name(value)} object (cannot be shown)>"
+
+
+def json_kind(value: Any) -> str:
+    """What kind of JSON value ``value`` is, for an error message: ``null``, ``boolean``,
+    ``number``, ``string``, ``list`` or ``object``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "list" if isinstance(value, list) else "object"
+
+
+def a_json_kind(value: Any) -> str:
+    """``json_kind`` with its article: ``a number``, ``an object``."""
+    kind = json_kind(value)
+    return f"an {kind}" if kind == "object" else f"a {kind}"
 
 
 def safe_type_name(value: Any) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 from . import attributes as A
 from ._html import page
 from ._otlp import is_otlp, read_document
-from ._values import to_text
+from ._values import a_json_kind, json_kind, to_text
 from ._view import from_spans, text_block
 
 __all__ = [
@@ -263,21 +263,21 @@ def _parse(line: bytes) -> Any:
 
 def _span(raw: Any) -> TraceSpan:
     if not isinstance(raw, dict):
-        raise _NotASpan(f"it is a JSON {_kind(raw)}, not an object")
+        raise _NotASpan(f"it is a JSON {json_kind(raw)}, not an object")
     context = _field(raw, "context", dict)
     parent_id = raw.get("parent_id")
     if parent_id is not None and not isinstance(parent_id, str):
-        raise _NotASpan(f"'parent_id' is {_a_kind(parent_id)}, not a string or null")
+        raise _NotASpan(f"'parent_id' is {a_json_kind(parent_id)}, not a string or null")
     attributes = raw.get("attributes")
     if attributes is not None and not isinstance(attributes, dict):
-        raise _NotASpan(f"'attributes' is {_a_kind(attributes)}, not an object")
+        raise _NotASpan(f"'attributes' is {a_json_kind(attributes)}, not an object")
     _check_attributes(attributes or {})
     status = raw.get("status")
     if status is not None and not isinstance(status, dict):
-        raise _NotASpan(f"'status' is {_a_kind(status)}, not an object")
+        raise _NotASpan(f"'status' is {a_json_kind(status)}, not an object")
     code = (status or {}).get("status_code", "UNSET")
     if not isinstance(code, str):
-        raise _NotASpan(f"'status.status_code' is {_a_kind(code)}, not a string")
+        raise _NotASpan(f"'status.status_code' is {a_json_kind(code)}, not a string")
     message = (status or {}).get("description")
     return TraceSpan(
         name=_field(raw, "name", str),
@@ -318,13 +318,8 @@ def _check_attributes(attributes: dict[str, Any]) -> None:
         else:
             fits = isinstance(value, list) and all(isinstance(v, str) for v in value)
         if not fits:
-            shown = "a list of other values" if isinstance(value, list) else _a_kind(value)
+            shown = "a list of other values" if isinstance(value, list) else a_json_kind(value)
             raise _NotASpan(f"attribute '{key}' is {shown}, not {wanted}")
-
-
-def _a_kind(value: Any) -> str:
-    kind = _kind(value)
-    return f"an {kind}" if kind == "object" else f"a {kind}"
 
 
 def _field(raw: dict[str, Any], key: str, kind: type, label: str | None = None) -> Any:
@@ -334,7 +329,7 @@ def _field(raw: dict[str, Any], key: str, kind: type, label: str | None = None) 
     value = raw[key]
     if not isinstance(value, kind):
         wanted = "a string" if kind is str else "an object"
-        raise _NotASpan(f"'{label}' is {_a_kind(value)}, not {wanted}")
+        raise _NotASpan(f"'{label}' is {a_json_kind(value)}, not {wanted}")
     return value
 
 
@@ -344,18 +339,6 @@ def _seconds(raw: dict[str, Any], key: str) -> float:
         return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
     except (ValueError, OverflowError, OSError):
         raise _NotASpan(f"'{key}' {to_text(stamp, _SHOWN)!r} is not an ISO 8601 time") from None
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "list" if isinstance(value, list) else "object"
 
 
 def _text(value: Any, limit: int = 80) -> str:
