@@ -5,12 +5,17 @@ They decode each export request into plain dicts so tests can check what went ov
 
 from __future__ import annotations
 
+import base64
+import copy
 import gzip
+import json
 import threading
+from collections.abc import Iterable, Sequence
 from concurrent import futures
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
+from google.protobuf import json_format  # type: ignore[import-untyped]
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
@@ -46,8 +51,9 @@ def decode(request: trace_service_pb2.ExportTraceServiceRequest) -> list[dict[st
     return spans
 
 
-class HttpReceiver:
-    """OTLP/HTTP (protobuf) at ``http://127.0.0.1:PORT/v1/traces``."""
+class _HttpReceiver:
+    """An OTLP/HTTP receiver at ``http://127.0.0.1:PORT``: it reads each request (gzip undone)
+    and records its path and headers; ``_answer`` decodes the body and says what to reply."""
 
     def __init__(self) -> None:
         self.spans: list[dict[str, Any]] = []
@@ -60,14 +66,11 @@ class HttpReceiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 if self.headers.get("Content-Encoding") == "gzip":
                     body = gzip.decompress(body)
-                request = trace_service_pb2.ExportTraceServiceRequest()
-                request.ParseFromString(body)
                 receiver.paths.append(self.path)
-                receiver.headers.append(dict(self.headers))
-                receiver.spans += decode(request)
-                reply = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
+                receiver.headers.append(receiver._headers_of(self.headers.items()))
+                status, content_type, reply = receiver._answer(body)
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(reply)))
                 self.end_headers()
                 self.wfile.write(reply)
@@ -79,13 +82,68 @@ class HttpReceiver:
         self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> HttpReceiver:
+    def _headers_of(self, items: Iterable[tuple[str, str]]) -> dict[str, str]:
+        return dict(items)
+
+    def _answer(self, body: bytes) -> tuple[int, str, bytes]:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
         self.thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class HttpReceiver(_HttpReceiver):
+    """OTLP/HTTP (protobuf) at ``http://127.0.0.1:PORT/v1/traces``."""
+
+    def _answer(self, body: bytes) -> tuple[int, str, bytes]:
+        request = trace_service_pb2.ExportTraceServiceRequest()
+        request.ParseFromString(body)
+        self.spans += decode(request)
+        reply = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
+        return 200, "application/x-protobuf", reply
+
+
+class JsonReceiver(_HttpReceiver):
+    """OTLP/HTTP with JSON bodies on 127.0.0.1: keeps each raw body as JSON, and decodes it
+    the way a collector does (hex ids back to bytes, then protobuf's JSON parser). ``answers``:
+    HTTP statuses to give the first requests (then 200). Header names are kept lower case."""
+
+    def __init__(self, answers: Sequence[int] = ()) -> None:
+        super().__init__()
+        self.bodies: list[dict[str, Any]] = []
+        self.answers = list(answers)
+
+    def _headers_of(self, items: Iterable[tuple[str, str]]) -> dict[str, str]:
+        return {k.lower(): v for k, v in items}
+
+    def _answer(self, body: bytes) -> tuple[int, str, bytes]:
+        status = self.answers.pop(0) if self.answers else 200
+        if status == 200:
+            raw = json.loads(body)
+            self.bodies.append(raw)
+            self.spans += decode(parse_otlp_json(raw))
+        return status, "application/json", b"{}"
+
+
+def parse_otlp_json(raw: dict[str, Any]) -> trace_service_pb2.ExportTraceServiceRequest:
+    """An OTLP/JSON body as the protobuf request, strictly: ids from hex, unknown fields
+    refused."""
+    body = copy.deepcopy(raw)
+    for resource_spans in body.get("resourceSpans", []):
+        for scope_spans in resource_spans.get("scopeSpans", []):
+            for span in scope_spans.get("spans", []):
+                for item in [span, *span.get("links", [])]:
+                    for key in ("traceId", "spanId", "parentSpanId"):
+                        if key in item:
+                            item[key] = base64.b64encode(bytes.fromhex(item[key])).decode()
+    request = trace_service_pb2.ExportTraceServiceRequest()
+    json_format.ParseDict(body, request)
+    return request
 
 
 class GrpcReceiver(trace_service_pb2_grpc.TraceServiceServicer):

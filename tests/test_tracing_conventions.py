@@ -5,9 +5,6 @@ HTTP/JSON to real receivers on 127.0.0.1, and spans that follow the GenAI conven
 from __future__ import annotations
 
 import asyncio
-import base64
-import copy
-import gzip
 import io
 import json
 import logging
@@ -19,10 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from google.protobuf import json_format  # type: ignore[import-untyped]
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -31,7 +26,7 @@ from opentelemetry.sdk.trace.sampling import Sampler, SamplingResult
 from opentelemetry.trace import Link, SpanKind, StatusCode
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
-from otlp_receivers import GrpcReceiver, HttpReceiver, decode
+from otlp_receivers import GrpcReceiver, HttpReceiver, JsonReceiver
 
 from toolweave import Decision, DecisionContext, Orchestrator, ToolCall, tool
 from toolweave.telemetry import CAPTURE_ENV, TraceContent, Tracing, configure_tracing
@@ -448,68 +443,6 @@ def test_explicit_endpoint_and_protocol_win_over_the_environment(
         export(tracing, CALLS)
     assert len(receiver.spans) == 4
     assert decoy.spans == []
-
-
-class JsonReceiver:
-    """OTLP/HTTP with JSON bodies on 127.0.0.1: keeps each raw body as JSON, and decodes it
-    the way a collector does (hex ids back to bytes, then protobuf's JSON parser). ``answers``:
-    HTTP statuses to give the first requests (then 200)."""
-
-    def __init__(self, answers: Sequence[int] = ()) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        self.spans: list[dict[str, Any]] = []
-        self.paths: list[str] = []
-        self.headers: list[dict[str, str]] = []
-        self.answers = list(answers)
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                if self.headers.get("Content-Encoding") == "gzip":
-                    body = gzip.decompress(body)
-                receiver.paths.append(self.path)
-                receiver.headers.append({k.lower(): v for k, v in self.headers.items()})
-                status = receiver.answers.pop(0) if receiver.answers else 200
-                if status == 200:
-                    raw = json.loads(body)
-                    receiver.bodies.append(raw)
-                    receiver.spans += decode(parse_otlp_json(raw))
-                reply = b"{}"
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-            def log_message(self, *args: Any) -> None:
-                return None
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> JsonReceiver:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def parse_otlp_json(raw: dict[str, Any]) -> trace_service_pb2.ExportTraceServiceRequest:
-    body = copy.deepcopy(raw)
-    for resource_spans in body.get("resourceSpans", []):
-        for scope_spans in resource_spans.get("scopeSpans", []):
-            for span in scope_spans.get("spans", []):
-                for item in [span, *span.get("links", [])]:
-                    for key in ("traceId", "spanId", "parentSpanId"):
-                        if key in item:
-                            item[key] = base64.b64encode(bytes.fromhex(item[key])).decode()
-    request = trace_service_pb2.ExportTraceServiceRequest()
-    json_format.ParseDict(body, request)  # unknown fields are refused
-    return request
 
 
 def all_keys(value: Any) -> Iterator[str]:
