@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
-from ._view import STATUSES, BatchView, CallView, ms
+from ._view import STATUSES, BatchView, CallView, DecisionView, ms
 
 __all__ = ["page"]
 
@@ -110,19 +110,24 @@ def _summary(view: BatchView) -> str:
     if view.decisions:
         items = []
         for d in view.decisions:
-            text = f"decide [{', '.join(d.call_ids)}] ({d.trigger}): {d.action}"
-            if d.fallback:
-                text += f" by fallback{f' ({d.error})' if d.error else ''}"
-            if d.reason:
-                text += f" \u2014 {d.reason}"
             cls = ' class="fallback"' if d.fallback else ""
-            items.append(f"<li{cls}>{_t(text)}</li>")
+            items.append(f"<li{cls}>{_t(_decision_text(d))}</li>")
         fallbacks = sum(1 for d in view.decisions if d.fallback)
         decisions = (
             f'<h3>Decisions: {len(view.decisions)}, <span data-field="fallbacks">{fallbacks}'
             f'</span> by fallback</h3><ul data-field="decisions">{"".join(items)}</ul>'
         )
     return f'<div data-view="summary" class="summary"><dl>{rows}</dl>{decisions}</div>'
+
+
+def _decision_text(d: DecisionView) -> str:
+    """One decision in a line: what was asked about, what was decided, and why."""
+    text = f"decide [{', '.join(d.call_ids)}] ({d.trigger}): {d.action}"
+    if d.fallback:
+        text += f" by fallback{f' ({d.error})' if d.error else ''}"
+    if d.reason:
+        text += f" \u2014 {d.reason}"
+    return text
 
 
 def _timeline(view: BatchView, ready: dict[str, float]) -> str:
@@ -155,14 +160,10 @@ def _timeline(view: BatchView, ready: dict[str, float]) -> str:
     for d in view.decisions:
         if d.start_ms is None:
             continue
-        what = f"decide [{', '.join(d.call_ids)}] ({d.trigger}): {d.action}"
-        if d.fallback:
-            what += f" by fallback{f' ({d.error})' if d.error else ''}"
-        if d.reason:
-            what += f" \u2014 {d.reason}"
         cls = "dec fallback" if d.fallback else "dec"
+        what = _a(_decision_text(d))
         lines.append(f'<i class="{cls}" style="left:{pct(d.start_ms)}"></i>')
-        points.append(f'<u class="{cls}" style="left:{pct(d.start_ms)}" title="{_a(what)}"></u>')
+        points.append(f'<u class="{cls}" style="left:{pct(d.start_ms)}" title="{what}"></u>')
     decisions = (
         '<div class="decisions"><span class="lab">decisions</span>'
         f'<span class="track">{"".join(points)}</span></div>'

@@ -588,3 +588,26 @@ def test_a_reader_that_leaves_early_is_not_an_error(
     _, err = proc.communicate(timeout=60)
     assert b"Traceback" not in err
     assert proc.returncode == 0
+
+
+def test_a_decision_is_listed_and_marked_on_the_timeline_in_the_same_words() -> None:
+    from toolweave import Decision, Orchestrator, tool
+
+    @tool
+    async def step(x: int) -> dict[str, int]:
+        """Step."""
+        return {"v": x}
+
+    def rule(ctx: Any) -> Decision:
+        return Decision(action="skip", skip=[c.id for c in ctx.waiting], reason="not needed")
+
+    result = Orchestrator([step], decider=rule).run_sync(
+        [
+            ToolCall(id="p", name="step", arguments={"x": 1}),
+            ToolCall(id="q", name="step", arguments={"x": "${p.v}"}),
+        ]
+    )
+    html = result.to_html()
+    said = "decide [q] (step): skip \u2014 not needed"
+    assert f"<li>{said}</li>" in html, "the summary lists it"
+    assert f'title="{said}"' in html, "the timeline marks it"
