@@ -4,7 +4,9 @@ Plan a batch (which call needs which, cycles, strategy), run every call the mome
 dependencies have succeeded, and get one typed result per call in the model's order.
 """
 
+from ._cache import Cache, CacheError, CacheHit, MemoryCache, RedisCache, SQLiteCache
 from ._decisions import Decider, RuleDecider
+from ._durable import CallLedger, Claim, LedgerError, LedgerRecord, PostgresLedger, SQLiteLedger
 from ._errors import (
     CallError,
     CircularDependencyError,
@@ -17,14 +19,18 @@ from ._errors import (
     InvalidCallError,
     InvalidDecisionError,
     InvalidReferenceError,
+    LedgerCallError,
+    LedgerConflictError,
+    RecordedError,
     SkipCall,
     ToolExecutionError,
     ToolTimeoutError,
     ToolweaveError,
+    UncertainCallError,
     UnknownToolError,
     UsageError,
 )
-from ._hooks import CallNext, CallRequest, Middleware
+from ._hooks import CallContext, CallNext, CallRequest, Middleware
 from ._llm_decider import IntermediateLLMDecider
 from ._models import (
     BatchResult,
@@ -39,16 +45,22 @@ from ._models import (
     ToolCall,
 )
 from ._orchestrator import Orchestrator
-from ._tools import Tool, tool
+from ._tools import ResourceKeys, Tool, tool
 
 __all__ = [
     "BatchResult",
+    "Cache",
+    "CacheError",
+    "CacheHit",
+    "CallContext",
     "CallError",
+    "CallLedger",
     "CallNext",
     "CallRequest",
     "CallResult",
     "CallStatus",
     "CircularDependencyError",
+    "Claim",
     "Decider",
     "DeciderError",
     "DeciderUnavailableError",
@@ -65,16 +77,28 @@ __all__ = [
     "InvalidCallError",
     "InvalidDecisionError",
     "InvalidReferenceError",
+    "LedgerCallError",
+    "LedgerConflictError",
+    "LedgerError",
+    "LedgerRecord",
+    "MemoryCache",
     "Middleware",
     "Orchestrator",
     "PlannedCall",
+    "PostgresLedger",
+    "RecordedError",
+    "RedisCache",
+    "ResourceKeys",
     "RuleDecider",
+    "SQLiteCache",
+    "SQLiteLedger",
     "SkipCall",
     "Tool",
     "ToolCall",
     "ToolExecutionError",
     "ToolTimeoutError",
     "ToolweaveError",
+    "UncertainCallError",
     "UnknownToolError",
     "UsageError",
     "tool",

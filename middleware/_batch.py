@@ -15,6 +15,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span
 
 from toolweave.telemetry import TraceContent
+from toolweave.telemetry._values import safe_str
 
 from ._errors import UsageError
 from ._log import log_event
@@ -24,7 +25,7 @@ from ._planner import Prepared
 from ._run_loop import BatchRun, RunOptions
 from ._tracing import BatchTrace, end_span, mark_failed, start_batch_span
 
-__all__ = ["Batch", "Tracing", "read_only"]
+__all__ = ["Batch", "Tracing", "check_batch_id", "read_only"]
 
 _NO_METADATA: Mapping[str, Any] = MappingProxyType({})
 _LOG = LogObserver()
@@ -40,6 +41,19 @@ def _logging_only() -> Observers:
     if _quiet is None:
         _quiet = Observers(_LOG)  # DEBUG is off now: it skips call events
     return _quiet
+
+
+def check_batch_id(batch_id: Any) -> str | None:
+    """``batch_id`` as given to ``run()``/``stream()``: None, or text of 1 to 1,000
+    characters; ``UsageError`` otherwise."""
+    if batch_id is None:
+        return None
+    if not isinstance(batch_id, str) or not batch_id or len(batch_id) > 1000:
+        raise UsageError(
+            "batch_id must be a non-empty string of at most 1,000 characters (the model "
+            f"response's id, say), got {safe_str(batch_id, 60)!r}"
+        )
+    return batch_id
 
 
 def read_only(metadata: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -77,12 +91,13 @@ class Batch:
         *,
         goal: str | None,
         metadata: Mapping[str, Any] | None,
+        batch_id: str | None = None,
     ) -> None:
         self.options = options
         self.tracing = tracing
         self.goal = goal
         self.metadata = read_only(metadata)
-        self.batch_id = f"{_PROCESS}{next(_batches):x}"
+        self.batch_id = f"{_PROCESS}{next(_batches):x}" if batch_id is None else batch_id
         self.started_at = time.time()
         self.trace: BatchTrace | None = None
         if tracing.tracer is None:
@@ -109,7 +124,7 @@ class Batch:
     def result(self, plan: ExecutionPlan) -> BatchResult:
         """The batch's result, once its run ended; observers hear of it."""
         run = self.run
-        result = run.ledger.batch_result(
+        result = run.book.batch_result(
             plan,
             started_at=self.started_at,
             decisions=run.decisions,

@@ -29,7 +29,7 @@ _SEARCHED = 100_000  # values of an output a searching path (.., *, filters) may
 
 
 class Binder:
-    """Binds the calls of one batch; ``outputs`` is the ledger's list, read as calls finish."""
+    """Binds the calls of one batch; ``outputs`` is the result book's list, read as calls finish."""
 
     def __init__(self, prepared: list[Prepared], outputs: list[Any]) -> None:
         self._prepared = prepared

@@ -1,4 +1,4 @@
-"""The result ledger: one ``CallResult`` per call, the outputs later calls read, and the
+"""The result book: one ``CallResult`` per call, the outputs later calls read, and the
 order in which calls finished; at the end, the ``BatchResult``."""
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ from ._models import (
     FinishedCall,
     trusted,
 )
-from ._pipeline import Outcome
+from ._outcome import Outcome
 from ._planner import Prepared
 from ._references import preview
 
-__all__ = ["Ledger"]
+__all__ = ["ResultBook"]
 
 
-class Ledger:
+class ResultBook:
     """What each call of one batch ended as. Written by the run loop only."""
 
     def __init__(self, prepared: list[Prepared], now: Callable[[], float]) -> None:
@@ -85,6 +85,9 @@ class Ledger:
                 "started_at": None if ran is None else ran.started,
                 "ended_at": self._now(),
                 "exception": exception,
+                "replayed": False if ran is None else ran.replayed,
+                "cached": False if ran is None else ran.cached,
+                "deduplicated_from": None if ran is None else ran.deduplicated_from,
             },
         )
         return result

@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, overload
 
+from ._book import ResultBook
 from ._decisions import DecideOn, DecisionGate, should_ask
-from ._ledger import Ledger
 from ._log import log_event
 from ._models import Decision, DecisionContext, DecisionRecord, FinishedCall, ToolCall
 from ._observe import Observers
@@ -72,7 +72,7 @@ class DecisionPoints:
         output_chars: int,
         prepared: list[Prepared],
         scheduler: Scheduler,
-        ledger: Ledger,
+        book: ResultBook,
         observers: Observers,
         scope: RunScope,
         report: Callable[[Any], None],
@@ -86,7 +86,7 @@ class DecisionPoints:
         self._output_chars = output_chars
         self._prepared = prepared
         self._scheduler = scheduler
-        self._ledger = ledger
+        self._book = book
         self._observers = observers
         self._scope = scope
         self._report = report
@@ -111,7 +111,7 @@ class DecisionPoints:
         # Views, not lists: building every finished call's preview and every pending call at
         # each decision made a long chain quadratic. A view costs nothing until it is read.
         return DecisionContext.model_construct(
-            finished=FinishedView(self._ledger, len(self._ledger.finished), self._output_chars),
+            finished=FinishedView(self._book, len(self._book.finished), self._output_chars),
             waiting=waiting,
             pending=PendingView(self._scheduler, self._prepared, indexes),
             goal=self._goal,
@@ -212,8 +212,8 @@ class FinishedView(Sequence[FinishedCall]):
     """The calls finished when a decision was asked for, in the order they finished; each is
     built when first read, once per batch."""
 
-    def __init__(self, ledger: Ledger, length: int, output_chars: int) -> None:
-        self._ledger = ledger
+    def __init__(self, book: ResultBook, length: int, output_chars: int) -> None:
+        self._book = book
         self._length = length
         self._chars = output_chars
 
@@ -227,14 +227,14 @@ class FinishedView(Sequence[FinishedCall]):
     def __getitem__(self, index: int | slice) -> FinishedCall | list[FinishedCall]:
         if isinstance(index, slice):
             return [
-                self._ledger.finished_call(k, self._chars)
+                self._book.finished_call(k, self._chars)
                 for k in range(*index.indices(self._length))
             ]
         if index < 0:
             index += self._length
         if not 0 <= index < self._length:
             raise IndexError("finished call index out of range")
-        return self._ledger.finished_call(index, self._chars)
+        return self._book.finished_call(index, self._chars)
 
     def __repr__(self) -> str:
         return f"FinishedView({len(self)} calls)"

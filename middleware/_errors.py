@@ -3,6 +3,10 @@
     ToolweaveError
     ├── UsageError                 the developer's code misuses the API (raised where it is built)
     ├── InvalidBatchError          the batch as a whole cannot be run (raised before anything runs)
+    ├── CacheError                 a result cache's backend cannot be used (in _cache.py); the
+    │                              engine logs it and runs the call as on a miss
+    ├── LedgerError                the call ledger's database failed (in _durable.py); the
+    │                              engine reports the call ``ledger_error`` without running it
     ├── DeciderError               a decider could not decide; the engine catches it and falls back
     │   ├── InvalidDecisionError   the answer is not a valid decision (bad JSON, shape, cut off)
     │   ├── DecisionRefusedError   the model refused to answer
@@ -17,7 +21,12 @@
         │                          matches nothing
         ├── CircularDependencyError  the call is on a cycle of references / depends_on
         ├── ToolTimeoutError       the tool's last attempt ran past its timeout
-        └── ToolExecutionError     the tool raised; the original exception is ``__cause__``
+        ├── ToolExecutionError     the tool raised; the original exception is ``__cause__``
+        ├── UncertainCallError     an earlier run of the batch started it and died before
+        │                          recording how it ended; not repeated (not idempotent)
+        ├── LedgerConflictError    the ledger holds this call id with other arguments
+        ├── LedgerCallError        the ledger could not be used for this call; it did not run
+        └── RecordedError          a failure replayed from the ledger, its type as recorded
 
     SkipCall                       not an error: raised by a middleware, it makes its call
                                    ``skipped`` with the reason given
@@ -44,10 +53,14 @@ __all__ = [
     "InvalidCallError",
     "InvalidDecisionError",
     "InvalidReferenceError",
+    "LedgerCallError",
+    "LedgerConflictError",
+    "RecordedError",
     "SkipCall",
     "ToolExecutionError",
     "ToolTimeoutError",
     "ToolweaveError",
+    "UncertainCallError",
     "UnknownToolError",
     "UsageError",
 ]
@@ -64,6 +77,9 @@ ErrorType = Literal[
     "skipped_by_decider",
     "stopped_by_decider",
     "skipped_by_middleware",
+    "uncertain",
+    "ledger_conflict",
+    "ledger_error",
 ]
 """Why a call did not succeed; ``CallResult.error_type`` carries it."""
 
@@ -204,6 +220,52 @@ class ToolExecutionError(CallError):
             call_id=call_id,
             tool_name=tool_name,
         )
+
+
+class UncertainCallError(CallError):
+    """The call was started in an earlier run of its batch (``batch_id``) that ended before
+    recording how it ended: its tool is not idempotent, so it is not run again, and whether
+    its action took effect is unknown."""
+
+    error_type: ErrorType = "uncertain"
+
+    def __init__(self, *, call_id: str, tool_name: str) -> None:
+        super().__init__(
+            "uncertain: an earlier run of this batch started this call and stopped before its "
+            "result was recorded, so its action may or may not have taken effect. It was not "
+            "repeated. Check whether it took effect (look the result up with a read-only "
+            "tool) before calling it again.",
+            call_id=call_id,
+            tool_name=tool_name,
+        )
+
+
+class LedgerConflictError(CallError):
+    """The batch's ledger holds this call (same ``batch_id``, same call id) with other
+    arguments: the batch being resumed is not the batch that ran."""
+
+    error_type: ErrorType = "ledger_conflict"
+
+
+class LedgerCallError(CallError):
+    """The call ledger could not be read or written for this call (its database is down, say);
+    the call was not run, so nothing happened twice."""
+
+    error_type: ErrorType = "ledger_error"
+
+
+class RecordedError(CallError):
+    """A call's failure as the call ledger recorded it in an earlier run of its batch, given
+    again on resume; ``error_type`` is the recorded one."""
+
+    def __init__(
+        self, message: str, error_type: ErrorType, *, call_id: str, tool_name: str
+    ) -> None:
+        self.call_id = call_id
+        self.tool_name = tool_name
+        self.detail = message
+        self.error_type = error_type
+        Exception.__init__(self, message)
 
 
 class SkipCall(Exception):

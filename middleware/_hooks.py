@@ -9,6 +9,7 @@ which skips the call. The innermost ``call_next`` runs the tool.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from ._models import ToolCall
     from ._tools import Tool
 
-__all__ = ["CallNext", "CallRequest", "Middleware", "compose"]
+__all__ = ["CallContext", "CallNext", "CallRequest", "Middleware", "compose"]
 
 _NO_METADATA: Mapping[str, Any] = MappingProxyType({})
 
@@ -54,6 +55,9 @@ class CallRequest:
     """Names the batch: the same for every call of one ``run()`` or ``stream()``."""
     metadata: Mapping[str, Any] = field(default_factory=lambda: _NO_METADATA)
     """What the caller passed to ``run(..., metadata=...)``; read-only."""
+    idempotency_key: str = ""
+    """The same for this call whenever its batch runs again under the same ``batch_id`` (a
+    resume): pass it to an API that accepts one (``Idempotency-Key``) so a repeat is a no-op."""
 
     def override(self, **changes: Any) -> CallRequest:
         """A copy with ``changes`` applied: ``request.override(arguments={...})``."""
@@ -90,6 +94,7 @@ def _check_field(name: str, value: Any) -> None:
         "arguments": (Mapping,),
         "metadata": (Mapping,),
         "batch_id": (str,),
+        "idempotency_key": (str,),
         "attempt": (int,),
     }[name]
     bad_attempt = name == "attempt" and (isinstance(value, bool) or not value >= 1)
@@ -98,6 +103,32 @@ def _check_field(name: str, value: Any) -> None:
         raise UsageError(
             f"CallRequest.override({name}=...) takes {want}, got {type(value).__name__}"
         )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CallContext:
+    """What a tool may know about the call it serves: declare a parameter annotated
+    ``CallContext`` (``def send(to: str, ctx: CallContext)``) and the engine passes it. The
+    parameter never appears in the tool's schema; the model cannot set it."""
+
+    call_id: str
+    """The call's id, as the model wrote it."""
+    batch_id: str
+    """The batch's id (``run(..., batch_id=...)``, or one the engine made)."""
+    idempotency_key: str
+    """Stable across resumes of one ``batch_id``: send it with a side effect so that a repeat
+    of the same call is recognised by the service (see ``CallRequest.idempotency_key``)."""
+    attempt: int
+    """1-based: 2 and up when a ``retry`` policy calls the tool again."""
+
+
+def idempotency_key(batch_id: str, call_id: str) -> str:
+    """The idempotency key of call ``call_id`` of batch ``batch_id``: ``tw-`` and 40 hex
+    digits, the same in every process and every resume, safe in any header."""
+    batch = batch_id.encode("utf-8", "surrogatepass")
+    call = call_id.encode("utf-8", "surrogatepass")
+    digest = hashlib.sha256(b"%d:%s%s" % (len(batch), batch, call))
+    return "tw-" + digest.hexdigest()[:40]
 
 
 def check_middleware(middleware: Any, where: str) -> tuple[Middleware, ...]:

@@ -143,6 +143,10 @@ class PlannedCall(NamedTuple):
     error: str | None = None
     """Why the call will fail without running, if the planner already knows."""
     error_type: ErrorType | None = None
+    ordered_after: list[str] = []  # noqa: RUF012 - a NamedTuple field; never mutated
+    """Ids of the calls it runs after because of resources they share (``reads``/``writes``
+    known before the batch runs); a data or ``depends_on`` edge to the same call is not
+    repeated here."""
 
 
 class ExecutionPlan(BaseModel):
@@ -158,6 +162,11 @@ class ExecutionPlan(BaseModel):
     """Call id -> ids of the calls it waits for (every call has an entry)."""
     calls: list[PlannedCall]
     """One entry per call, in batch order."""
+    orderings: dict[str, list[str]] = Field(default_factory=dict)
+    """Call id -> ids of the calls it waits for because of resources (``@tool(reads=...,
+    writes=...)``), for the calls that have any. Levels count these edges too. Keys that
+    depend on a reference are known only as the batch runs: those orderings are on the call
+    spans' links (``toolweave.link.kind`` ``resource``), not here."""
 
     @cached_property
     def _by_id(self) -> dict[str, PlannedCall]:
@@ -197,6 +206,7 @@ class ExecutionPlan(BaseModel):
                             }
                         ),
                         "output_mapping": dict(planned.output_mapping),
+                        "ordered_after": list(planned.ordered_after),
                     }
                 )
             groups.append(
@@ -243,6 +253,16 @@ class CallResult(BaseModel):
     """When the call's outcome was settled (for a skipped call, when it was skipped)."""
     exception: BaseException | None = Field(default=None, exclude=True, repr=False)
     """The ``CallError`` behind ``error`` (for a tool's own exception, its ``__cause__``)."""
+    replayed: bool = False
+    """True when the result comes from the call ledger: the call ended in an earlier run of
+    this ``batch_id`` and its tool was not called again. ``output`` is then the recorded JSON
+    data (a tuple comes back a list, an object as its fields)."""
+    cached: bool = False
+    """True when the result comes from the orchestrator's cache, or from an identical call
+    running at the same time in another batch; the tool was not called for this call."""
+    deduplicated_from: str | None = None
+    """The id of the identical call of this batch (same idempotent tool, same arguments)
+    that ran for this one; None when this call ran itself."""
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         return _bounded_repr_args(self, frozenset({"output", "arguments"}))
@@ -442,6 +462,9 @@ class BatchResult(BaseModel):
                 "started_at": r.started_at,
                 "ended_at": r.ended_at,
                 "duration": r.duration,
+                "replayed": r.replayed,
+                "cached": r.cached,
+                "deduplicated_from": r.deduplicated_from,
             }
             if include_content:
                 entry["arguments"] = r.arguments

@@ -12,9 +12,12 @@ from opentelemetry import trace
 from opentelemetry.trace import use_span
 
 from toolweave.telemetry import TraceContent
+from toolweave.telemetry._values import safe_type_name
 
-from ._batch import Batch, Tracing, read_only
+from ._batch import Batch, Tracing, check_batch_id, read_only
+from ._cache import Cache, MemoryCache
 from ._decisions import DecideOn, Decider, DecisionGate, as_decider
+from ._durable import CallLedger
 from ._errors import UsageError
 from ._hooks import Middleware, check_middleware
 from ._models import BatchResult, DecisionContext, ExecutionPlan, ToolCall
@@ -45,6 +48,13 @@ class Orchestrator:
     call never waits for a thread, even behind calls whose threads were abandoned on timeout.
     ``async with Orchestrator(...) as o:`` (or ``aclose()``/``close()``) releases them when you
     are done; idle threads also end by themselves, and they never keep a process alive.
+
+    Side effects: ``ledger`` (``SQLiteLedger(path)``, ``PostgresLedger(dsn)``) records every
+    call of a batch run with a ``batch_id``, so that running that batch again after a crash
+    replays what finished and never repeats a side effect. ``cache`` keeps the results of
+    tools declared ``@tool(idempotent=True, cache_ttl=...)``: a ``MemoryCache`` by default
+    when a tool asks for one, or ``SQLiteCache``/``RedisCache``; ``cache=False`` turns it off.
+    The orchestrator does not close a cache or ledger it was given.
     """
 
     def __init__(
@@ -61,6 +71,8 @@ class Orchestrator:
         workflow_name: str = "toolweave",
         trace_content: TraceContent | bool | None = None,
         middleware: Sequence[Middleware] = (),
+        cache: Cache | bool | None = None,
+        ledger: CallLedger | None = None,
     ) -> None:
         if strategy not in _STRATEGIES:
             raise UsageError(f"strategy must be 'auto' or 'serial', got {strategy!r}")
@@ -85,6 +97,20 @@ class Orchestrator:
             raise UsageError(
                 f"decide_on must be 'steps', 'failure' or a predicate, got {decide_on!r}"
             )
+        if not (cache is None or isinstance(cache, bool | Cache)):
+            raise UsageError(
+                "cache takes a MemoryCache, SQLiteCache or RedisCache (or True for a "
+                f"MemoryCache, False for none), got {safe_type_name(cache)}"
+            )
+        if not (ledger is None or isinstance(ledger, CallLedger)):
+            raise UsageError(
+                f"ledger takes a SQLiteLedger or PostgresLedger, got {safe_type_name(ledger)}"
+            )
+        self.ledger: CallLedger | None = ledger
+        """Where each call of a batch with a ``batch_id`` is recorded; None for nowhere."""
+        self.cache: Cache | bool | None = cache
+        """The result cache; None: a ``MemoryCache`` once a tool declares ``cache_ttl``."""
+        self._default_cache: Cache | None = None
         self.middleware: tuple[Middleware, ...] = check_middleware(middleware, "Orchestrator")
         """Wraps every call's chain, outside each tool's own middleware (see ``policies``)."""
         self.decider: Decider | None = as_decider(decider) if decider is not None else None
@@ -148,10 +174,12 @@ class Orchestrator:
         *,
         goal: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        batch_id: str | None = None,
     ) -> BatchResult:
         """Run ``calls`` and return one result per call, in the order given. ``goal`` (the
         user's request) is shown to the decider; ``metadata`` (a user id, a session) reaches
-        every middleware as ``CallRequest.metadata``.
+        every middleware as ``CallRequest.metadata``. ``batch_id`` names the batch (the model
+        response's id, say); with a ``ledger``, running a ``batch_id`` again resumes it.
 
         Raises only ``InvalidBatchError`` (before anything runs), ``UsageError`` for a mistake
         in the call itself (``metadata`` that is not a mapping, an orchestrator already
@@ -160,7 +188,13 @@ class Orchestrator:
         that call's result.
         """
         self._check_open()
-        batch = Batch(self._options(), self._tracing(), goal=goal, metadata=metadata)
+        batch = Batch(
+            self._options(),
+            self._tracing(),
+            goal=goal,
+            metadata=metadata,
+            batch_id=check_batch_id(batch_id),
+        )
         try:
             if batch.span is trace.INVALID_SPAN:  # no SDK: the caller's context stays current
                 return await self._run(batch, calls)
@@ -180,15 +214,23 @@ class Orchestrator:
         return batch.result(plan)
 
     def stream(
-        self, *, goal: str | None = None, metadata: Mapping[str, Any] | None = None
+        self,
+        *,
+        goal: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        batch_id: str | None = None,
     ) -> BatchStream:
         """A batch whose calls arrive one by one, as a streamed model response writes them:
         ``async with orchestrator.stream() as batch: batch.add(call)``, then
-        ``batch.result``. Each call starts as soon as it is added and its dependencies allow."""
+        ``batch.result``. Each call starts as soon as it is added and its dependencies allow.
+        ``batch_id`` is as for ``run()``."""
         self._check_open()
         read_only(metadata)  # a mistake is told here, not when the stream is entered
+        checked = check_batch_id(batch_id)
         return BatchStream(
-            lambda: Batch(self._options(), self._tracing(), goal=goal, metadata=metadata),
+            lambda: Batch(
+                self._options(), self._tracing(), goal=goal, metadata=metadata, batch_id=checked
+            ),
             self.tools,
             self.strategy,
         )
@@ -208,6 +250,8 @@ class Orchestrator:
             self.decider_timeout,
             self.decide_on,
             self.decision_output_chars,
+            self.cache,
+            self.ledger,
         )
         cached = self._cached_options
         if cached is not None and cached[0] == key:
@@ -221,9 +265,23 @@ class Orchestrator:
             gate=None if decider is None else lambda: DecisionGate(decider, timeout=timeout),
             decide_on=self.decide_on,
             output_chars=self.decision_output_chars,
+            cache=self._cache_in_use(),
+            ledger=self.ledger,
         )
         self._cached_options = (key, options)
         return options
+
+    def _cache_in_use(self) -> Cache | None:
+        cache = self.cache
+        if isinstance(cache, Cache):
+            return cache
+        if cache is False:
+            return None
+        if cache is None and not any(t.cache_ttl is not None for t in self.tools.values()):
+            return None
+        if self._default_cache is None:
+            self._default_cache = MemoryCache()
+        return self._default_cache
 
     def _tracing(self) -> Tracing:
         key = (self._tracer(), self.workflow_name, self.trace_content)
@@ -245,6 +303,7 @@ class Orchestrator:
         *,
         goal: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        batch_id: str | None = None,
     ) -> BatchResult:
         """``run()`` for code without an event loop. Inside a running loop, await ``run()``.
 
@@ -253,7 +312,7 @@ class Orchestrator:
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return run_to_end(self.run(calls, goal=goal, metadata=metadata))
+            return run_to_end(self.run(calls, goal=goal, metadata=metadata, batch_id=batch_id))
         raise UsageError(
             "run_sync() was called inside a running event loop; use 'await orchestrator.run(...)'"
         )

@@ -11,22 +11,25 @@ import inspect
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from toolweave.telemetry._values import safe_str, safe_type_name
 
+from ._effects import Effects
 from ._errors import CallError, SkipCall, ToolExecutionError
 from ._hooks import (
+    CallContext,
     CallNext,
     CallRequest,
     CallState,
     Middleware,
     compose,
     current_call,
+    idempotency_key,
     tool_in_thread,
 )
 from ._observe import Observers
+from ._outcome import Outcome
 from ._planner import Prepared
 from ._tasks import RunScope, escaping, run_to_end, uncancel_current_task
 from ._threads import Escaped, shared_threads
@@ -36,22 +39,6 @@ from .policies import standard
 __all__ = ["Outcome", "Pipeline", "run_tool"]
 
 _MAX_REASON = 2000  # characters of a SkipCall reason the model is shown
-
-
-@dataclass(slots=True)
-class Outcome:
-    """How one started call ended, as its task reports it to the run loop."""
-
-    index: int
-    status: Literal["ok", "error", "skipped"]
-    arguments: dict[str, Any] | None
-    """What the tool was last called with; None if it never ran."""
-    started: float
-    order: int
-    attempts: int
-    output: Any = None
-    error: CallError | None = None
-    reason: str = ""
 
 
 class Pipeline:
@@ -69,8 +56,10 @@ class Pipeline:
         scope: RunScope,
         now: Callable[[], float],
         report: Callable[[Outcome], None],
+        effects: Effects | None = None,
     ) -> None:
         self._report = report
+        self._effects = effects
         self._middleware = tuple(middleware)
         self._batch_id = batch_id
         self._metadata = metadata
@@ -105,19 +94,34 @@ class Pipeline:
             arguments=arguments,
             batch_id=self._batch_id,
             metadata=self._metadata,
+            idempotency_key=idempotency_key(self._batch_id, p.call.id),
         )
+        effects = self._effects
+        if effects is None or not effects.wanted(request):
+            outcome = await self._through_chain(p, request, state, started, order)
+        else:
+            outcome = await effects.run(
+                p.index,
+                request,
+                lambda: self._through_chain(p, request, state, started, order),
+                started,
+                order,
+            )
+        self._report(outcome)
+
+    async def _through_chain(
+        self, p: Prepared, request: CallRequest, state: CallState, started: float, order: int
+    ) -> Outcome:
+        """Run the call's middleware chain and tool once; how it ended."""
         error: CallError
         try:
-            output = await self.chain(tool)(request)
+            output = await self.chain(request.tool)(request)
         except SkipCall as exc:
             reason = safe_str(exc.reason, _MAX_REASON) if exc.reason is not None else ""
-            self._report(
-                Outcome(
-                    p.index, "skipped", state.arguments, started, order, state.attempts,
-                    reason=reason or "skipped by middleware",
-                )
+            return Outcome(
+                p.index, "skipped", state.arguments, started, order, state.attempts,
+                reason=reason or "skipped by middleware",
             )  # fmt: skip
-            return
         except CallError as exc:
             # Ours (a timeout policy's, a middleware's own) as it is; another call's is wrapped.
             error = exc if exc.call_id == p.call.id else _tool_error(p, exc, state.attempts)
@@ -137,13 +141,12 @@ class Pipeline:
             error = _tool_error(p, exc, state.attempts)
         else:
             if not inspect.isawaitable(output):
-                self._report(
-                    Outcome(p.index, "ok", state.arguments, started, order, state.attempts, output)
+                return Outcome(
+                    p.index, "ok", state.arguments, started, order, state.attempts, output
                 )
-                return
             error = _unawaited(p, output, state.attempts)
-        self._report(
-            Outcome(p.index, "error", state.arguments, started, order, state.attempts, error=error)
+        return Outcome(
+            p.index, "error", state.arguments, started, order, state.attempts, error=error
         )
 
 
@@ -193,6 +196,17 @@ def run_tool(request: CallRequest) -> Awaitable[Any]:
         state.attempts += 1
         state.arguments = arguments
     args, kwargs = tool.bind(arguments)
+    context = tool.context_parameter
+    if context is not None:
+        kwargs = {
+            **kwargs,
+            context: CallContext(
+                call_id=request.call.id,
+                batch_id=request.batch_id,
+                idempotency_key=request.idempotency_key,
+                attempt=request.attempt,
+            ),
+        }
     if tool.is_async and not tool_in_thread.get():
         awaitable: Awaitable[Any] = tool.fn(*args, **kwargs)
         return awaitable

@@ -42,6 +42,7 @@ from ._references import (
     compile_arguments,
     shorten,
 )
+from ._resources import levels_over, plan_orderings
 from ._tools import Tool
 
 __all__ = ["Prepared", "coerce_batch", "plan_batch", "prepare_call", "target_index"]
@@ -50,7 +51,8 @@ logger = logging.getLogger("toolweave")
 
 _NOTHING: Mapping[Any, Any] = MappingProxyType({})  # shared by the many calls without references
 _NAME_EACH = 64  # components up to this size get a shortest cycle named for every member
-_PLAN_FIELDS = {"strategy", "groups", "dependencies", "calls"}
+_PLAN_FIELDS = {"strategy", "groups", "dependencies", "calls", "orderings"}
+_NO_ORDERINGS: list[str] = []
 _new = tuple.__new__  # a named tuple from a tuple of its fields, without a Python-level frame
 
 
@@ -70,6 +72,8 @@ class Prepared:
     output_mapping: Mapping[str, str]
     error: CallError | None
     level: int | None
+    ordered_after: Sequence[int] = ()
+    """Calls it waits for because of resources, once known (set as it starts)."""
 
 
 def coerce_batch(calls: Any) -> list[ToolCall]:
@@ -156,6 +160,12 @@ def plan_batch(
         if stuck:
             _flag_cycles(prepared, succ, stuck)
         depth = 1 + max((p.level for p in prepared if p.level is not None), default=-1)
+    orderings: dict[int, list[int]] = {}
+    if not serial and tools is not None and any(t.declares_resources for t in tools.values()):
+        orderings = plan_orderings(prepared)
+        if orderings:
+            levels_over(prepared, orderings)
+            depth = 1 + max((p.level for p in prepared if p.level is not None), default=-1)
     if serial:
         for p in prepared:
             p.level = p.index
@@ -173,12 +183,15 @@ def plan_batch(
         depends_on = [ids[d] for d in p.deps] if p.deps else []
         dependencies[call_id] = depends_on
         error = p.error
+        after = _NO_ORDERINGS
+        if orderings and p.index in orderings:
+            after = [ids[j] for j in orderings[p.index]]
         # Built without PlannedCall's Python-level __new__: (call_id, tool_name, depends_on,
-        # group_index, output_mapping, error, error_type).
+        # group_index, output_mapping, error, error_type, ordered_after).
         planned.append(
             _new(
                 PlannedCall,
-                (call_id, p.call.name, depends_on, group, p.output_mapping, None, None)
+                (call_id, p.call.name, depends_on, group, p.output_mapping, None, None, after)
                 if error is None
                 else (
                     call_id,
@@ -188,6 +201,7 @@ def plan_batch(
                     p.output_mapping,
                     str(error),
                     error.error_type,
+                    after,
                 ),
             )
         )
@@ -215,6 +229,7 @@ def plan_batch(
         groups=groups,
         dependencies=dependencies,
         calls=planned,
+        orderings={ids[i]: [ids[j] for j in after] for i, after in orderings.items()},
     )
     return plan, prepared
 

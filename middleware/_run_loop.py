@@ -1,4 +1,4 @@
-"""The run loop: one coroutine owns the batch's ``Scheduler`` and ``Ledger``.
+"""The run loop: one coroutine owns the batch's ``Scheduler`` and ``ResultBook``.
 
 It starts what is ready, then waits for reports (a call ended, a decider answered, a streamed
 call arrived, the stream closed) and records each, in a loop. Calls and deciders run in tasks
@@ -17,16 +17,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._binding import Binder
+from ._book import ResultBook
+from ._cache import Cache
 from ._decision_points import Asking, Decided, DecisionPoints, Overdue, Trigger
 from ._decisions import DecideOn, DecisionGate
+from ._durable import CallLedger
+from ._effects import Effects
 from ._errors import CallError
 from ._hooks import Middleware
-from ._ledger import Ledger
 from ._models import CallResult, DecisionRecord
 from ._observe import Observers
-from ._pipeline import Outcome, Pipeline
+from ._outcome import Outcome
+from ._pipeline import Pipeline
 from ._planner import Prepared
-from ._scheduler import Scheduler
+from ._resources import UNKNOWN, ResourceGate, call_keys
+from ._reuse import same_call
+from ._scheduler import FINAL, Scheduler
 from ._tasks import Abort, RunScope
 
 __all__ = ["BatchRun", "Closed", "RunOptions"]
@@ -43,6 +49,8 @@ class RunOptions:
     gate: Callable[[], DecisionGate] | None
     decide_on: DecideOn
     output_chars: int
+    cache: Cache | None = None
+    ledger: CallLedger | None = None
 
 
 @dataclass(slots=True)
@@ -85,7 +93,7 @@ class _Inbox:
 
 
 class BatchRun:
-    """One batch while it runs: ``execute()`` once, then read ``ledger``. With ``open=True``
+    """One batch while it runs: ``execute()`` once, then read ``book``. With ``open=True``
     (a streamed batch) calls arrive through ``add()`` until ``close()``."""
 
     def __init__(
@@ -106,8 +114,8 @@ class BatchRun:
         """The decider's reason, when it stopped the batch."""
         self._t0 = time.perf_counter()
         self._scheduler = Scheduler([p.deps for p in prepared], serial=options.serial)
-        self.ledger = Ledger(prepared, self.now)
-        self._binder = Binder(prepared, self.ledger.outputs)
+        self.book = ResultBook(prepared, self.now)
+        self._binder = Binder(prepared, self.book.outputs)
         self._observers = observers
         self._scope = RunScope()
         self._inbox = _Inbox()
@@ -120,6 +128,11 @@ class BatchRun:
             scope=self._scope,
             now=self.now,
             report=self._inbox.put,
+            effects=(
+                None
+                if options.cache is None and options.ledger is None
+                else Effects(cache=options.cache, ledger=options.ledger, batch_id=batch_id)
+            ),
         )
         self._points = (
             None
@@ -131,13 +144,22 @@ class BatchRun:
                 output_chars=options.output_chars,
                 prepared=prepared,
                 scheduler=self._scheduler,
-                ledger=self.ledger,
+                book=self.book,
                 observers=observers,
                 scope=self._scope,
                 report=self._inbox.put,
                 now=self.now,
             )
         )
+        self._gate = (
+            ResourceGate(prepared, self._final)
+            if not options.serial
+            and (open or any(p.tool is not None and p.tool.declares_resources for p in prepared))
+            else None
+        )
+        self._blocked: list[tuple[int, dict[str, Any]]] = []  # bound, waiting for a resource
+        self._runs: dict[str, int] = {}  # an idempotent call's signature -> the call that runs
+        self._followers: dict[int, list[int]] = {}  # that call -> identical calls waiting on it
         self._limit = options.max_concurrency
         self._startable: deque[tuple[int, dict[str, Any]]] = deque()  # bound, waiting a slot
         self._running = 0
@@ -157,7 +179,7 @@ class BatchRun:
     @property
     def results(self) -> list[CallResult | None]:
         """Each call's result so far (None while it has none)."""
-        return self.ledger.results
+        return self.book.results
 
     def add(self, p: Prepared, *, parked: bool = False) -> None:
         """A streamed call, planned against the calls before it. A ``parked`` call (it names a
@@ -210,7 +232,7 @@ class BatchRun:
             return
         self._scheduler.take_ready()
         try:
-            arguments = self._binder.bind(p)
+            arguments = self._bind(p)
         except CallError as exc:
             self._fail(p, exc)
             return
@@ -263,21 +285,104 @@ class BatchRun:
                     gated.append(i)
                     continue
                 try:
-                    arguments = self._binder.bind(p)
+                    arguments = self._bind(p)
                 except CallError as exc:
                     self._fail(p, exc)
                     continue
-                if self._limit is None:
-                    self._start(i, arguments)
-                else:
-                    self._startable.append((i, arguments))
+                self._admit(i, arguments)
             if gated:
                 self._ask_before(gated)
+        if self._blocked:
+            self._unblock()
         limit = self._limit
         while self._startable and (limit is None or self._running < limit):
             self._start(*self._startable.popleft())
 
+    def _final(self, i: int) -> bool:
+        return self._scheduler.state[i] in FINAL
+
+    def _bind(self, p: Prepared) -> dict[str, Any]:
+        """Bind ``p``; its resource keys are known from here on."""
+        arguments = self._binder.bind(p)
+        gate = self._gate
+        if gate is not None and gate.keys[p.index] is UNKNOWN:
+            assert p.tool is not None
+            gate.known(p.index, call_keys(p.tool, arguments, p.call.id))
+        return arguments
+
+    def _admit(self, i: int, arguments: dict[str, Any]) -> None:
+        """A bound call that may run: it follows an identical call already on its way, waits
+        for the resources it shares with earlier calls, or waits for a slot, or starts."""
+        p = self.prepared[i]
+        tool = p.tool
+        if tool is not None and tool.idempotent:
+            signature = same_call(tool.name, arguments)
+            first = self._runs.setdefault(signature, i)
+            if first != i and self._follow(i, first):
+                return
+        gate = self._gate
+        if gate is not None and gate.blocked(i):
+            self._blocked.append((i, arguments))
+        elif self._limit is None:
+            self._start(i, arguments)
+        else:
+            self._startable.append((i, arguments))
+
+    def _unblock(self) -> None:
+        """Start (or queue) the calls whose resources were freed, in batch order."""
+        gate = self._gate
+        assert gate is not None
+        still = []
+        for i, arguments in self._blocked:
+            if self._final(i):
+                continue
+            if gate.blocked(i):
+                still.append((i, arguments))
+            elif self._limit is None:
+                self._start(i, arguments)
+            else:
+                self._startable.append((i, arguments))
+        self._blocked = still
+
+    def _follow(self, i: int, first: int) -> bool:
+        """Call ``i`` is identical to ``first``: take its result, now or when it ends. False
+        when ``first`` ended in a way ``i`` should not share (skipped by a decider, say)."""
+        result = self.book.results[first]
+        if result is None:
+            self._followers.setdefault(first, []).append(i)
+            return True
+        if result.status == "skipped" and result.error_type != "skipped_by_middleware":
+            return False
+        self._copy(i, first, result.status, result.output, result.exception, result.error)
+        return True
+
+    def _copy(
+        self, i: int, first: int, status: str, output: Any, error: Any, reason: str | None
+    ) -> None:
+        p = self.prepared[i]
+        source = self.prepared[first].call.id
+        if status == "ok":
+            self._scheduler.succeeded(i)
+            o = Outcome(i, "ok", None, None, None, 0, output, deduplicated_from=source)
+            self._observers.call_ended(p, self.book.succeeded(p, o))
+        elif status == "error":
+            o = Outcome(i, "error", None, None, None, 0, error=error, deduplicated_from=source)
+            self._fail(p, error, o)
+        else:
+            o = Outcome(i, "skipped", None, None, None, 0, reason=reason or "",
+                        deduplicated_from=source)  # fmt: skip
+            skipped = self._scheduler.failed(i)
+            result = self.book.skipped(p, reason or "", "skipped_by_middleware", o)
+            self._observers.call_ended(p, result)
+            self._skipped_behind(skipped, ask=False)
+
     def _start(self, i: int, arguments: dict[str, Any]) -> None:
+        gate = self._gate
+        if gate is not None:
+            p = self.prepared[i]
+            after = gate.after(i)
+            if after:
+                p.ordered_after = [j for j in after if j not in p.deps]
         self._running += 1
         self._started += 1
         assert self._group is not None  # only a one-call batch runs without one
@@ -286,24 +391,28 @@ class BatchRun:
     def _ended(self, o: Outcome) -> None:
         self._running -= 1
         p = self.prepared[o.index]
+        followers = self._followers.pop(o.index, None)
         if o.status == "ok":
             self._scheduler.succeeded(o.index)
-            result = self.ledger.succeeded(p, o)
+            result = self.book.succeeded(p, o)
             self._observers.call_ended(p, result)
         elif o.status == "error":
             assert o.error is not None
             self._fail(p, o.error, o)
         else:
             skipped = self._scheduler.failed(o.index)
-            result = self.ledger.skipped(p, o.reason, "skipped_by_middleware", o)
+            result = self.book.skipped(p, o.reason, "skipped_by_middleware", o)
             self._observers.call_ended(p, result)
             self._skipped_behind(skipped, ask=False)  # a deliberate skip is no failure
+        for i in followers or ():
+            if not self._final(i):  # a stop may have skipped it meanwhile
+                self._copy(i, o.index, o.status, o.output, o.error, o.reason)
 
     # ------------------------------------------------------------------ failures
 
     def _fail(self, p: Prepared, error: CallError, o: Outcome | None = None) -> None:
         skipped = self._scheduler.failed(p.index)
-        self._observers.call_ended(p, self.ledger.failed(p, error, o))
+        self._observers.call_ended(p, self.book.failed(p, error, o))
         self._skipped_behind(skipped)
 
     def _fail_unstarted(self, doomed: list[Prepared]) -> None:
@@ -312,21 +421,21 @@ class BatchRun:
         skipped = self._scheduler.failed(*(p.index for p in doomed))
         for p in doomed:
             assert p.error is not None
-            self._observers.call_ended(p, self.ledger.failed(p, p.error))
+            self._observers.call_ended(p, self.book.failed(p, p.error))
         self._skipped_behind(skipped)
 
     def _skipped_behind(self, skipped: list[int], *, ask: bool = True) -> None:
         """Record calls skipped because a call they need did not succeed; then (``ask``), if
         a decider wants to hear of failures, ask it."""
         for i in skipped:
-            cause = self.ledger.results[self._scheduler.cause[i]]
+            cause = self.book.results[self._scheduler.cause[i]]
             assert cause is not None
             happened = "failed. Fix that call first." if cause.status == "error" else "was skipped."
             reason = (
                 f"skipped: it depends on call '{cause.call_id}' ({cause.name}), which {happened}"
             )
             q = self.prepared[i]
-            self._observers.call_ended(q, self.ledger.skipped(q, reason, "dependency_failed"))
+            self._observers.call_ended(q, self.book.skipped(q, reason, "dependency_failed"))
         if ask and skipped and self._points is not None and self.stopped is None:
             context = self._points.context(skipped, {}, "failure")
             if self._points.wanted(context):
@@ -336,7 +445,7 @@ class BatchRun:
         reason = f"stopped by decider: {self.stopped}"
         for i in indexes:
             p = self.prepared[i]
-            self._observers.call_ended(p, self.ledger.skipped(p, reason, "stopped_by_decider"))
+            self._observers.call_ended(p, self.book.skipped(p, reason, "stopped_by_decider"))
 
     # ------------------------------------------------------------------ decisions
 
@@ -347,7 +456,7 @@ class BatchRun:
         for i in gated:
             p = self.prepared[i]
             try:
-                resolved[i] = self._binder.bind(p)
+                resolved[i] = self._bind(p)
             except CallError as exc:  # nothing to decide about a call that cannot run
                 self._fail(p, exc)
         if not resolved:
@@ -355,7 +464,8 @@ class BatchRun:
         trigger: Trigger = "step"
         context = self._points.context(list(resolved), resolved, trigger)
         if not self._points.wanted(context):
-            self._startable.extend(resolved.items())
+            for i, arguments in resolved.items():
+                self._admit(i, arguments)
             return
         self._scheduler.hold(resolved)
         self._points.ask(context, resolved)
@@ -376,9 +486,9 @@ class BatchRun:
             reason = f"skipped by decider: {decision.reason or 'no reason given'}"
             for i in self._scheduler.skip(chosen):
                 p = self.prepared[i]
-                self._observers.call_ended(p, self.ledger.skipped(p, reason, "skipped_by_decider"))
+                self._observers.call_ended(p, self.book.skipped(p, reason, "skipped_by_decider"))
         for i in self._scheduler.resume(held):
-            self._startable.append((i, held[i]))
+            self._admit(i, held[i])
 
     def _stop(self, reason: str) -> None:
         assert self._points is not None
@@ -388,6 +498,11 @@ class BatchRun:
             # deciders are cancelled; a task cancelled before it started never runs at all).
             for d in list(self._points.open):
                 self._points.settle(d, self._points.not_needed(d, self.stopped))
+        # Calls bound but not started (waiting for a resource or a slot) are stopped too.
+        waiting = [i for i, _ in (*self._blocked, *self._startable) if not self._final(i)]
+        waiting += [f for i in waiting for f in self._followers.pop(i, ())]
+        self._blocked, self._startable = [], deque()
+        self._scheduler.hold(waiting)
         self._record_stopped(self._scheduler.stop())
 
     # ------------------------------------------------------------------ streamed calls
@@ -395,8 +510,10 @@ class BatchRun:
     def _added(self, p: Prepared, parked: bool) -> None:
         assert p.index == len(self.prepared)
         self.prepared.append(p)
-        self.ledger.grow()
+        self.book.grow()
         i = self._scheduler.add(p.deps, parked=parked)
+        if self._gate is not None:
+            self._gate.add(p, parked=parked)
         if self.stopped is not None:  # a decider stopped the batch: nothing new starts
             self._record_stopped(self._scheduler.skip([i]))
         elif parked:
@@ -411,12 +528,14 @@ class BatchRun:
         for (a cycle a forward reference closed) fail together; parked calls get their
         dependencies."""
         self._open = False
-        results = self.ledger.results
+        results = self.book.results
         waiting = [i for i, state in enumerate(self._scheduler.state) if state == "waiting"]
         doomed = [i for i in waiting if whole[i].error is not None]
         for i in (*waiting, *parked):
             if results[i] is None:
                 self.prepared[i] = whole[i]
+        if self._gate is not None:
+            self._gate.close(self.prepared)
         if doomed:
             self._fail_unstarted([whole[i] for i in doomed])
         for i in parked:

@@ -11,11 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Literal
 
-__all__ = ["Scheduler", "State"]
+__all__ = ["FINAL", "Scheduler", "State"]
 
 State = Literal["waiting", "deciding", "running", "succeeded", "failed", "skipped"]
 _NOT_STARTED = frozenset({"waiting", "deciding"})
 _FINAL = frozenset({"succeeded", "failed", "skipped"})
+FINAL = _FINAL
+"""The states a call ends in."""
 
 
 class Scheduler:

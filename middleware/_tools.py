@@ -7,6 +7,7 @@ import functools
 import importlib.metadata
 import inspect
 import logging
+import math
 import sys
 import typing
 import warnings
@@ -21,7 +22,7 @@ from tenacity.wait import wait_base, wait_exponential, wait_random
 from toolweave.telemetry._values import safe_str, safe_type_name
 
 from ._errors import UsageError
-from ._hooks import Middleware, check_middleware
+from ._hooks import CallContext, Middleware, check_middleware
 from ._json_schemas import (
     SchemaValidationError,
     build_validator,
@@ -31,7 +32,13 @@ from ._json_schemas import (
     validate_with_schema,
 )
 
-__all__ = ["VALIDATION_ERRORS", "Tool", "describe_validation_error", "tool"]
+__all__ = ["VALIDATION_ERRORS", "ResourceKeys", "Tool", "describe_validation_error", "tool"]
+
+ResourceKeys = str | Sequence[str] | Callable[[dict[str, Any]], Any]
+"""What a tool's calls read or write (``@tool(reads=..., writes=...)``): one key, several, or
+a function of a call's validated arguments (one dict, keyed by parameter name) returning one
+key or an iterable of keys. Keys are strings; two calls conflict when one writes a key the
+other reads or writes."""
 
 VALIDATION_ERRORS: tuple[type[Exception], ...] = (ValidationError, SchemaValidationError)
 """What ``Tool.validate_arguments`` raises for arguments the tool does not accept: pydantic's
@@ -82,12 +89,27 @@ class Tool:
     middleware: tuple[Middleware, ...] = field(default=(), repr=False)
     """Middleware around each call of this tool, the first outermost; the orchestrator's
     middleware wraps these. Any sequence is accepted and kept as a tuple."""
+    reads: ResourceKeys | None = field(default=None, repr=False)
+    """Resources each call reads (see ``ResourceKeys``); None: it reads none worth ordering."""
+    writes: ResourceKeys | None = field(default=None, repr=False)
+    """Resources each call changes. A call that writes a key runs after the batch's earlier
+    calls that read or write it have ended, and before its later ones start."""
+    idempotent: bool = False
+    """True when running a call twice with the same arguments does no more than running it
+    once: identical calls of a batch then run once, a result may be cached (``cache_ttl``),
+    and a call a crash left unfinished runs again on resume instead of being reported
+    ``uncertain``."""
+    cache_ttl: float | None = None
+    """Seconds a result may be reused from the orchestrator's cache (idempotent tools only);
+    None: never cached."""
     _defaults: frozenset[str] = field(default=frozenset(), repr=False)
     _positional: tuple[str, ...] = field(default=(), repr=False)
     _renamed: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     """(field of ``args_schema``, parameter) for parameters pydantic cannot name a field."""
     _validator: Any = field(default=None, repr=False)
     """The JSON Schema validator of a tool from ``from_schema``; None for other tools."""
+    _context: str | None = field(default=None, repr=False)
+    """The parameter that receives the ``CallContext``, if ``fn`` declares one."""
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -114,6 +136,30 @@ class Tool:
                 f"tool '{self.name}': retry_on takes exception types (ValueError, or a tuple "
                 f"of them), got {safe_str(self.retry_on, 80)}"
             )
+        for which in ("reads", "writes"):
+            object.__setattr__(self, which, _resource_keys(self.name, which, getattr(self, which)))
+        if not isinstance(self.idempotent, bool):
+            raise UsageError(
+                f"tool '{self.name}': idempotent must be True or False, got "
+                f"{safe_str(self.idempotent, 40)}"
+            )
+        ttl = self.cache_ttl
+        if ttl is not None:
+            if (
+                isinstance(ttl, bool)
+                or not isinstance(ttl, int | float)
+                or not math.isfinite(ttl)
+                or not ttl > 0
+            ):
+                raise UsageError(
+                    f"tool '{self.name}': cache_ttl must be a positive number of seconds, got "
+                    f"{safe_str(ttl, 40)}"
+                )
+            if not self.idempotent:
+                raise UsageError(
+                    f"tool '{self.name}': cache_ttl reuses results, which is only safe for a "
+                    "tool that does nothing more when called twice; declare idempotent=True"
+                )
         if not isinstance(self.retry_wait, wait_base):
             raise UsageError(
                 f"tool '{self.name}': retry_wait takes a tenacity wait (wait_fixed(1), say), "
@@ -133,6 +179,10 @@ class Tool:
         retry_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
         namespace: Mapping[str, Any] | None = None,
         middleware: Sequence[Middleware] = (),
+        reads: ResourceKeys | None = None,
+        writes: ResourceKeys | None = None,
+        idempotent: bool = False,
+        cache_ttl: float | None = None,
     ) -> Tool:
         """Describe ``fn`` as a tool: its name, its docstring as description, and an argument
         schema from its signature and type hints (``Annotated[int, Field(...)]`` works).
@@ -141,14 +191,16 @@ class Tool:
         that name in the schema and in what the model sends.
         ``namespace`` resolves type hints written as strings (``from __future__ import
         annotations``) that name local types; it defaults to the caller's local names.
-        ``middleware`` wraps each call of this tool (see ``Tool.middleware``).
+        ``middleware`` wraps each call of this tool (see ``Tool.middleware``). ``reads``,
+        ``writes``, ``idempotent`` and ``cache_ttl`` are as on ``Tool``. A parameter annotated
+        ``CallContext`` receives the call's context and is left out of the schema.
         """
         tool_name = name or getattr(fn, "__name__", None)
         if not tool_name or tool_name == "<lambda>":
             raise UsageError(f"cannot name the tool for {fn!r}: pass name=...")
         if namespace is None:
             namespace = sys._getframe(1).f_locals
-        schema, defaults, positional, renamed = _arguments_model(fn, tool_name, namespace)
+        schema, defaults, positional, renamed, context = _arguments_model(fn, tool_name, namespace)
         return cls(
             name=tool_name,
             description=description if description is not None else (inspect.getdoc(fn) or ""),
@@ -160,9 +212,14 @@ class Tool:
             retry_on=retry_on if isinstance(retry_on, tuple) else (retry_on,),
             is_async=is_async(fn),
             middleware=_middleware(tool_name, middleware),
+            reads=reads,
+            writes=writes,
+            idempotent=idempotent,
+            cache_ttl=cache_ttl,
             _defaults=defaults,
             _positional=positional,
             _renamed=renamed,
+            _context=context,
         )
 
     @classmethod
@@ -178,6 +235,10 @@ class Tool:
         retry_wait: wait_base | None = None,
         retry_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
         middleware: Sequence[Middleware] = (),
+        reads: ResourceKeys | None = None,
+        writes: ResourceKeys | None = None,
+        idempotent: bool = False,
+        cache_ttl: float | None = None,
     ) -> Tool:
         """A tool whose arguments a JSON Schema describes, as OpenAI, MCP and BFCL write it.
 
@@ -190,8 +251,10 @@ class Tool:
         passed on when the schema allows it. ``fn`` (sync or async) receives them as one
         dict, so any property name works (``from``, ``_from``, ``user-id``, ``$filter``).
 
-        Timeouts, retries and middleware work as for ``Tool.from_function``. Raises
-        ``UsageError`` naming the tool when the schema is not a valid object schema.
+        Timeouts, retries, middleware, ``reads``, ``writes``, ``idempotent`` and ``cache_ttl``
+        work as for ``Tool.from_function``; ``fn`` may take a second parameter annotated
+        ``CallContext``. Raises ``UsageError`` naming the tool when the schema is not a valid
+        object schema.
         """
         if not isinstance(name, str) or not name:
             raise UsageError(f"a tool needs a non-empty name, got {safe_str(name, 60)!r}")
@@ -201,8 +264,12 @@ class Tool:
                 f"{safe_type_name(fn)}"
             )
         layers = _middleware(name, middleware)
+        context = _context_parameter(fn, name)
         try:
-            inspect.signature(fn).bind({})
+            if context is None:
+                inspect.signature(fn).bind({})
+            else:
+                inspect.signature(fn).bind({}, **{context: None})
         except TypeError:
             raise UsageError(
                 f"tool '{name}': fn receives the arguments as one dict; write it as "
@@ -226,7 +293,12 @@ class Tool:
             is_async=is_async(fn),
             json_schema=schema,
             middleware=layers,
+            reads=reads,
+            writes=writes,
+            idempotent=idempotent,
+            cache_ttl=cache_ttl,
             _validator=validator,
+            _context=context,
         )
 
     @property
@@ -234,6 +306,16 @@ class Tool:
         """True for tools from ``from_schema``: ``fn`` takes the arguments as one dict, and
         they are validated as the JSON Schema says, without conversion or defaults."""
         return self._validator is not None
+
+    @property
+    def context_parameter(self) -> str | None:
+        """The parameter of ``fn`` that receives the ``CallContext``; None if it has none."""
+        return self._context
+
+    @property
+    def declares_resources(self) -> bool:
+        """True when the tool says what its calls read or write (``reads``/``writes``)."""
+        return self.reads is not None or self.writes is not None
 
     @property
     def parameters(self) -> dict[str, Any]:
@@ -295,6 +377,10 @@ def tool(
     retry_wait: wait_base | None = None,
     retry_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
     middleware: Sequence[Middleware] = (),
+    reads: ResourceKeys | None = None,
+    writes: ResourceKeys | None = None,
+    idempotent: bool = False,
+    cache_ttl: float | None = None,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -309,6 +395,10 @@ def tool(
     retry_wait: wait_base | None = None,
     retry_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
     middleware: Sequence[Middleware] = (),
+    reads: ResourceKeys | None = None,
+    writes: ResourceKeys | None = None,
+    idempotent: bool = False,
+    cache_ttl: float | None = None,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Make a function a tool, as ``@tool`` or ``@tool(timeout=5, retries=2)``.
 
@@ -317,6 +407,12 @@ def tool(
     thread. ``timeout`` bounds each attempt; ``retries`` counts attempts after the first, with
     exponential backoff and jitter (``retry_wait``), on exceptions of ``retry_on`` and timeouts.
     ``middleware`` wraps each call of this tool, inside the orchestrator's middleware.
+
+    Side effects: ``writes``/``reads`` name the resources a call changes or reads (a key, keys,
+    or a function of the validated arguments: ``writes=lambda a: a["path"]``), so that
+    conflicting calls of a batch run in batch order while the rest stay parallel.
+    ``idempotent=True`` lets identical calls of a batch run once and, with ``cache_ttl``
+    seconds, reuses results through the orchestrator's cache.
     """
 
     def wrap(f: Callable[..., Any], depth: int = 1) -> Tool:
@@ -330,6 +426,10 @@ def tool(
             retry_on=retry_on,
             namespace=sys._getframe(depth).f_locals,  # where the decorator was applied
             middleware=middleware,
+            reads=reads,
+            writes=writes,
+            idempotent=idempotent,
+            cache_ttl=cache_ttl,
         )
 
     return wrap(fn, 2) if fn is not None else wrap
@@ -425,7 +525,9 @@ def is_async(fn: Callable[..., Any]) -> bool:
 
 def _arguments_model(
     fn: Callable[..., Any], tool_name: str, namespace: Mapping[str, Any]
-) -> tuple[type[BaseModel], frozenset[str], tuple[str, ...], tuple[tuple[str, str], ...]]:
+) -> tuple[
+    type[BaseModel], frozenset[str], tuple[str, ...], tuple[tuple[str, str], ...], str | None
+]:
     try:
         signature = inspect.signature(fn)
     except (TypeError, ValueError) as exc:
@@ -441,7 +543,16 @@ def _arguments_model(
     renamed: list[tuple[str, str]] = []
     extra: typing.Literal["forbid", "allow"] = "forbid"
     taken = set(signature.parameters)
+    context: str | None = None
     for param in signature.parameters.values():
+        if _is_context(hints.get(param.name, param.annotation)):
+            if param.kind is param.POSITIONAL_ONLY or context is not None:
+                raise UsageError(
+                    f"tool '{tool_name}': the CallContext parameter '{param.name}' must be one, "
+                    "and passable by name (not before a '/')"
+                )
+            context = param.name
+            continue
         if param.kind is param.VAR_KEYWORD:
             extra = "allow"
             continue
@@ -485,7 +596,53 @@ def _arguments_model(
             "define those types where the tool is defined or at module level, "
             "or pass namespace= to Tool.from_function"
         )
-    return model, frozenset(defaults), tuple(positional), tuple(renamed)
+    return model, frozenset(defaults), tuple(positional), tuple(renamed), context
+
+
+def _is_context(annotation: Any) -> bool:
+    """``CallContext``, also as ``CallContext | None`` or ``Annotated[CallContext, ...]``."""
+    if annotation is CallContext or annotation == "CallContext":
+        return True
+    if typing.get_origin(annotation) is Annotated:
+        return _is_context(typing.get_args(annotation)[0])
+    args = typing.get_args(annotation)
+    return bool(args) and CallContext in args and all(a in (CallContext, type(None)) for a in args)
+
+
+def _context_parameter(fn: Callable[..., Any], tool_name: str) -> str | None:
+    """For a tool from a JSON Schema: the parameter after the arguments' dict annotated
+    ``CallContext``, if ``fn`` has one."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:
+        hints = {}
+    found = [p for p in params[1:] if _is_context(hints.get(p.name, p.annotation))]
+    if not found:
+        return None
+    if len(found) > 1 or found[0].kind is inspect.Parameter.POSITIONAL_ONLY:
+        raise UsageError(
+            f"tool '{tool_name}': fn may take one CallContext parameter, passable by name"
+        )
+    return found[0].name
+
+
+def _resource_keys(tool_name: str, which: str, keys: Any) -> Any:
+    """``reads``/``writes`` as the engine keeps them: None, a frozenset of fixed keys, or the
+    function; ``UsageError`` for anything else."""
+    if keys is None or callable(keys):
+        return keys
+    if isinstance(keys, str):
+        return frozenset((keys,))
+    if isinstance(keys, list | tuple | set | frozenset) and all(isinstance(k, str) for k in keys):
+        return frozenset(keys)
+    raise UsageError(
+        f"tool '{tool_name}': {which} takes a key (a string), a list of keys, or a function of "
+        f"the call's arguments returning them, got {safe_type_name(keys)}"
+    )
 
 
 def _needs_alias(name: str) -> bool:

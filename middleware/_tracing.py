@@ -89,6 +89,9 @@ def _exception_event(span: Span, exc: BaseException, message: str, *, with_stack
 _quoted = encode_basestring_ascii
 """A string as ``json.dumps`` writes it (the C encoder it uses), quotes included."""
 _CALL_ID = attrgetter("call_id")
+_DATA = {A.TW_LINK_KIND: A.LINK_DATA}
+_ORDER = {A.TW_LINK_KIND: A.LINK_ORDER}
+_RESOURCE = {A.TW_LINK_KIND: A.LINK_RESOURCE}
 _STATUS = attrgetter("status")
 
 
@@ -112,7 +115,8 @@ def plan_json(plan: ExecutionPlan, *, capture: bool, ids: list[str] | None = Non
             planned, tool_id = known[call_id]
             deps = planned.depends_on
             mapping = planned.output_mapping
-            if deps or mapping:
+            after = planned.ordered_after
+            if deps or mapping or after:
                 depends = dependency_groups = shown = ""
                 if deps:
                     depends = ", ".join([known[d][1] for d in deps])
@@ -124,12 +128,15 @@ def plan_json(plan: ExecutionPlan, *, capture: bool, ids: list[str] | None = Non
                             index_of = {call_id: i for i, call_id in enumerate(ids)}
                         mapping = _argument_names_only(mapping, index_of)
                     shown = ", ".join([f"{_quoted(k)}: {_quoted(v)}" for k, v in mapping.items()])
-                tail = _entry_tail(_quoted(planned.tool_name), depends, dependency_groups, shown)
+                ordered = ", ".join([known[a][1] for a in after])
+                tail = _entry_tail(
+                    _quoted(planned.tool_name), depends, dependency_groups, shown, ordered
+                )
             else:  # the commonest entry: its tail is the same for every call of the tool
                 tail = alone.get(planned.tool_name, "")
                 if not tail:
                     tail = alone[planned.tool_name] = _entry_tail(
-                        _quoted(planned.tool_name), "", "", ""
+                        _quoted(planned.tool_name), "", "", "", ""
                     )
             tools.append(f'{{"tool_id": {tool_id}{tail}')
         parallel = "true" if len(group) > 1 else "false"
@@ -144,11 +151,14 @@ def plan_json(plan: ExecutionPlan, *, capture: bool, ids: list[str] | None = Non
     )
 
 
-def _entry_tail(tool_type: str, depends: str, dependency_groups: str, mapping: str) -> str:
+def _entry_tail(
+    tool_type: str, depends: str, dependency_groups: str, mapping: str, ordered: str
+) -> str:
     """A call's entry in the plan event after its ``tool_id``, from JSON text of its parts."""
     return (
         f', "tool_type": {tool_type}, "depends_on": [{depends}], '
-        f'"dependency_groups": [{dependency_groups}], "output_mapping": {{{mapping}}}}}'
+        f'"dependency_groups": [{dependency_groups}], "output_mapping": {{{mapping}}}, '
+        f'"ordered_after": [{ordered}]}}'
     )
 
 
@@ -258,6 +268,12 @@ class BatchTrace:
         # Each field is read once: a pydantic model's attribute is dearer than a local's.
         status, error_type = result.status, result.error_type
         attributes: dict[str, Any] = {A.TW_STATUS: status, A.TW_ATTEMPTS: result.attempts}
+        if result.replayed:
+            attributes[A.TW_REPLAYED] = True
+        if result.cached:
+            attributes[A.TW_CACHED] = True
+        if result.deduplicated_from is not None:
+            attributes[A.TW_DEDUPLICATED_FROM] = result.deduplicated_from
         if error_type is not None:
             attributes[A.TW_ERROR_TYPE] = error_type
         if status == "skipped":
@@ -351,8 +367,15 @@ class BatchTrace:
         if depends_on is None:  # a started call's dependencies have all ended, so have ids
             depends_on = [ids[d] for d in deps if d in ids]
         attributes[A.TW_DEPENDS_ON] = depends_on  # the SDK keeps a copy (a tuple)
+        links: list[Link] = []
+        if deps:
+            data = set(p.targets.values()) if p.has_references else ()
+            links = [Link(linked[d], _DATA if d in data else _ORDER) for d in deps if d in linked]
+        after = p.ordered_after
+        if after:
+            attributes[A.TW_ORDERED_AFTER] = [ids[j] for j in after if j in ids]
+            links += [Link(linked[j], _RESOURCE) for j in after if j in linked]
         # The kind is left to its default, INTERNAL, as the conventions ask.
-        links = [Link(linked[d]) for d in deps if d in linked] if deps else ()
         span = self.tracer.start_span(
             f"{A.CALL_SPAN_PREFIX} {call.name}",
             context=self.context,

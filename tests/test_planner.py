@@ -104,6 +104,7 @@ def test_to_dict_has_the_shape_trace_viewers_read() -> None:
                         "depends_on": [],
                         "dependency_groups": [],
                         "output_mapping": {},
+                        "ordered_after": [],
                     },
                     {
                         "tool_id": "call_b",
@@ -111,6 +112,7 @@ def test_to_dict_has_the_shape_trace_viewers_read() -> None:
                         "depends_on": [],
                         "dependency_groups": [],
                         "output_mapping": {},
+                        "ordered_after": [],
                     },
                 ],
                 "parallel_execution": True,
@@ -124,6 +126,7 @@ def test_to_dict_has_the_shape_trace_viewers_read() -> None:
                         "depends_on": ["call_a", "call_b"],
                         "dependency_groups": [0],
                         "output_mapping": {"url": "${call_a.hits[0].url}"},
+                        "ordered_after": [],
                     }
                 ],
                 "parallel_execution": False,

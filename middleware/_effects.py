@@ -1,0 +1,212 @@
+"""Side effects and repeated work, around one call's chain: the call ledger (replay what an
+earlier run of the batch finished, report what it left unfinished, record what ends now), the
+result cache, and single flight (identical calls running at once in this process share one
+execution).
+
+The ledger is the outermost stage: a replayed call reaches neither the cache nor the chain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from toolweave.telemetry._values import safe_type_name, to_jsonable
+
+from ._cache import Cache, CacheError
+from ._durable import CallLedger, Claim, LedgerError, LedgerRecord
+from ._errors import (
+    CallError,
+    LedgerCallError,
+    LedgerConflictError,
+    RecordedError,
+    UncertainCallError,
+)
+from ._hooks import CallRequest
+from ._outcome import Outcome
+from ._reuse import same_call
+
+__all__ = ["Effects", "Ran"]
+
+logger = logging.getLogger("toolweave")
+
+Ran = Callable[[], Awaitable[Outcome]]
+"""Runs the call's chain once and returns its ``Outcome``."""
+
+# Single flight: per event loop (futures belong to one), per cache, per call signature.
+_flights: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[int, str], asyncio.Future[Any]]
+] = weakref.WeakKeyDictionary()
+_FAILED: Any = object()
+
+
+class Effects:
+    """The ledger and cache stages for the calls of one batch."""
+
+    def __init__(self, *, cache: Cache | None, ledger: CallLedger | None, batch_id: str) -> None:
+        self._cache = cache
+        self._ledger = ledger
+        self._batch_id = batch_id
+
+    def wanted(self, request: CallRequest) -> bool:
+        """Whether this call goes through any stage here."""
+        return self._ledger is not None or (
+            self._cache is not None and request.tool.cache_ttl is not None
+        )
+
+    async def run(
+        self, index: int, request: CallRequest, ran: Ran, started: float, order: int
+    ) -> Outcome:
+        """The call's ``Outcome``: replayed, reported, cached or run (``ran()``)."""
+        ledger = self._ledger
+        if ledger is None:
+            return await self._cached(index, request, ran, started, order)
+        call, tool = request.call, request.tool
+        signature = same_call(tool.name, request.arguments)
+        try:
+            claim = await ledger.claim(self._batch_id, call.id, signature)
+        except LedgerError as exc:
+            return self._failed(index, request, _ledger_failed(request, exc), started, order)
+        if claim.state == "finished":
+            assert claim.record is not None
+            return self._replayed(index, request, claim.record, started, order)
+        if claim.state == "conflict":
+            error = LedgerConflictError(
+                "this batch (its batch_id) already ran a call with this id and other "
+                "arguments, so its recorded result does not answer this call. Use a new "
+                "batch_id for a new batch, or send the same arguments to resume it.",
+                call_id=call.id,
+                tool_name=call.name,
+            )
+            return self._failed(index, request, error, started, order)
+        if claim.state == "interrupted" and not tool.idempotent:
+            uncertain = UncertainCallError(call_id=call.id, tool_name=call.name)
+            outcome = self._failed(index, request, uncertain, started, order)
+            await self._record(ledger, claim, outcome)
+            return outcome
+        called = False
+
+        async def tracked() -> Any:
+            nonlocal called
+            called = True
+            return await ran()
+
+        try:
+            outcome = await self._cached(index, request, tracked, started, order)
+        except BaseException:
+            # Cancelled (or interrupted): if the tool may have run, the row stays "started"
+            # and a resume reports it; if it never did, the claim is withdrawn.
+            await asyncio.shield(self._let_go(ledger, claim, forget=not called))
+            raise
+        await self._record(ledger, claim, outcome)
+        return outcome
+
+    async def _cached(
+        self, index: int, request: CallRequest, ran: Ran, started: float, order: int
+    ) -> Outcome:
+        cache, ttl = self._cache, request.tool.cache_ttl
+        if cache is None or ttl is None:
+            return await ran()
+        key = f"{request.tool.name}:{same_call(request.tool.name, request.arguments)}"
+        try:
+            hit = await cache.get(key)
+        except CacheError as exc:
+            logger.warning("toolweave: cache lookup failed, running the call: %s", exc)
+            hit = None
+        if hit is not None:
+            return Outcome(
+                index, "ok", dict(request.arguments), started, order, 0, hit.value, cached=True
+            )
+        flights = _flights.setdefault(asyncio.get_running_loop(), {})
+        slot = (id(cache), key)
+        flight = flights.get(slot)
+        if flight is not None:
+            output = await asyncio.shield(flight)
+            if output is not _FAILED:
+                return Outcome(
+                    index, "ok", dict(request.arguments), started, order, 0, output, cached=True
+                )
+            return await ran()  # the other call failed: errors are not shared
+        flights[slot] = flight = asyncio.get_running_loop().create_future()
+        try:
+            outcome = await ran()
+        except BaseException:
+            flight.set_result(_FAILED)
+            raise
+        finally:
+            del flights[slot]
+        flight.set_result(outcome.output if outcome.status == "ok" else _FAILED)
+        if outcome.status == "ok":
+            try:
+                await cache.set(key, outcome.output, ttl)
+            except CacheError as exc:
+                logger.warning("toolweave: storing a result in the cache failed: %s", exc)
+        return outcome
+
+    def _replayed(
+        self, index: int, request: CallRequest, record: LedgerRecord, started: float, order: int
+    ) -> Outcome:
+        call = request.call
+        if record.status == "ok":
+            return Outcome(
+                index, "ok", dict(request.arguments), started, order, 0, record.output,
+                replayed=True,
+            )  # fmt: skip
+        message = record.error or "(no message recorded)"
+        if record.status == "skipped":
+            return Outcome(index, "skipped", None, started, order, 0, reason=message, replayed=True)
+        error = RecordedError(
+            message,
+            record.error_type or "tool_error",  # type: ignore[arg-type]
+            call_id=call.id,
+            tool_name=call.name,
+        )
+        return Outcome(index, "error", None, started, order, 0, error=error, replayed=True)
+
+    def _failed(
+        self, index: int, request: CallRequest, error: CallError, started: float, order: int
+    ) -> Outcome:
+        return Outcome(index, "error", None, started, order, 0, error=error)
+
+    async def _record(self, ledger: CallLedger, claim: Claim, outcome: Outcome) -> None:
+        """Write how the call ended. A failure here leaves the row "started" (a resume
+        reports it uncertain, the truth), and is logged; the batch goes on."""
+        error = outcome.error
+        record = LedgerRecord(
+            status=outcome.status,
+            output=to_jsonable(outcome.output) if outcome.status == "ok" else None,
+            error=str(error) if error is not None else (outcome.reason or None),
+            error_type=(
+                error.error_type
+                if error is not None
+                else ("skipped_by_middleware" if outcome.status == "skipped" else None)
+            ),
+            attempts=outcome.attempts,
+        )
+        try:
+            await asyncio.shield(ledger.finish(claim, record))
+        except LedgerError as exc:
+            logger.warning("toolweave: recording a call's result in the ledger failed: %s", exc)
+
+    @staticmethod
+    async def _let_go(ledger: CallLedger, claim: Claim, *, forget: bool) -> None:
+        try:
+            if forget:  # withdraws a new claim; an interrupted one stays "started"
+                await ledger.release(claim)
+            else:
+                await ledger.abandon(claim)
+        except LedgerError as exc:
+            logger.warning("toolweave: the ledger could not let go of a call: %s", exc)
+
+
+def _ledger_failed(request: CallRequest, exc: LedgerError) -> LedgerCallError:
+    logger.warning("toolweave: the call ledger failed (%s): %s", safe_type_name(exc), exc)
+    return LedgerCallError(
+        "the call ledger could not be reached, so the call was not run (it would not be "
+        "recorded, and could run twice on a resume). Try again later.",
+        call_id=request.call.id,
+        tool_name=request.call.name,
+    )

@@ -1,0 +1,381 @@
+"""Ordering by resource: which calls of a batch must not overlap because one writes what the
+other reads or writes (``@tool(reads=..., writes=...)``), and in which order they run.
+
+Conflicting calls run in *rank* order: batch order, except that a call always comes after the
+calls it depends on (a topological order of the data and ``depends_on`` edges that takes the
+lowest batch index first). Ordering by rank can therefore never close a cycle with those edges.
+A call whose keys depend on a reference is known only once it is bound; until then it counts
+as conflicting with every call that declares keys, so nothing overtakes it wrongly.
+
+``ResourceGate`` is a pure structure, like the scheduler: the run loop tells it what became
+known and asks whether a call may start; it never awaits.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from toolweave.telemetry._values import safe_type_name
+
+from ._tools import VALIDATION_ERRORS, Tool
+
+if TYPE_CHECKING:
+    from ._planner import Prepared
+
+__all__ = [
+    "UNKNOWN",
+    "Keys",
+    "ResourceGate",
+    "call_keys",
+    "conflict",
+    "levels_over",
+    "plan_orderings",
+    "ranks",
+]
+
+logger = logging.getLogger("toolweave")
+
+_LINKS = 64  # calls named as "ordered after" one call, at most (the nearest ones)
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """What one call reads and writes; ``every``: its key function failed, so it conflicts
+    with every call that declares keys."""
+
+    reads: frozenset[str]
+    writes: frozenset[str]
+    every: bool = False
+
+
+class _Unknown:
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+
+UNKNOWN: Any = _Unknown()
+"""Keys that depend on arguments not resolved yet."""
+
+_EVERY = Keys(frozenset(), frozenset(), every=True)
+
+
+def conflict(a: Keys, b: Keys) -> bool:
+    """Whether two calls with these keys must not overlap."""
+    if a.every or b.every:
+        return True
+    return not (a.writes.isdisjoint(b.writes) and a.writes.isdisjoint(b.reads)) or not (
+        b.writes.isdisjoint(a.reads)
+    )
+
+
+def call_keys(tool: Tool, values: dict[str, Any], call_id: str) -> Keys | None:
+    """The keys of a call of ``tool`` with validated ``values``; None when the tool declares
+    none. A key function that raises or returns something other than keys makes the call
+    conflict with every call that declares keys (logged without the arguments)."""
+    if not tool.declares_resources:
+        return None
+    try:
+        return Keys(_evaluate(tool.reads, values), _evaluate(tool.writes, values))
+    except Exception as exc:
+        logger.warning(
+            "toolweave: call %r (%s): its reads/writes function failed (%s); the call runs "
+            "apart from every call that declares resources",
+            call_id,
+            tool.name,
+            safe_type_name(exc),
+        )
+        return _EVERY
+
+
+def _evaluate(spec: Any, values: dict[str, Any]) -> frozenset[str]:
+    if spec is None:
+        return frozenset()
+    if isinstance(spec, frozenset):
+        return spec
+    found = spec(dict(values))
+    if isinstance(found, str):
+        return frozenset((found,))
+    if isinstance(found, bytes | bytearray) or not isinstance(found, Iterable):
+        raise TypeError(f"keys must be strings, got {safe_type_name(found)}")
+    keys = frozenset(found)
+    if not all(isinstance(k, str) for k in keys):
+        raise TypeError("keys must be strings")
+    return keys
+
+
+def static_keys(p: Prepared) -> Keys | None:
+    """A call's keys as far as they are known before it runs: fixed keys, or keys from its own
+    arguments when they hold no reference; ``UNKNOWN`` otherwise. None for a call that will
+    not run (a planning error) or whose tool declares nothing."""
+    tool = p.tool
+    if tool is None or p.error is not None or not tool.declares_resources:
+        return None
+    fixed = (tool.reads is None or isinstance(tool.reads, frozenset)) and (
+        tool.writes is None or isinstance(tool.writes, frozenset)
+    )
+    if fixed:
+        return call_keys(tool, {}, p.call.id)
+    if p.has_references:
+        return UNKNOWN  # type: ignore[no-any-return]
+    try:
+        values = tool.validate_arguments(p.arguments)
+    except VALIDATION_ERRORS:
+        return None  # it fails when bound, without running
+    except Exception:
+        return None
+    return call_keys(tool, values, p.call.id)
+
+
+def ranks(deps: list[list[int]]) -> list[int]:
+    """Each call's rank: its position in the topological order of ``deps`` that always takes
+    the lowest batch index ready. Calls on or behind a cycle (they never run) come last."""
+    n = len(deps)
+    if all(d < i for i, ds in enumerate(deps) for d in ds):
+        return list(range(n))  # the usual batch: every edge points back
+    missing = [len(ds) for ds in deps]
+    succ: list[list[int]] = [[] for _ in range(n)]
+    for i, ds in enumerate(deps):
+        for d in ds:
+            succ[d].append(i)
+    ready = [i for i in range(n) if not missing[i]]
+    heapq.heapify(ready)
+    rank = [-1] * n
+    position = 0
+    while ready:
+        i = heapq.heappop(ready)
+        rank[i] = position
+        position += 1
+        for s in succ[i]:
+            missing[s] -= 1
+            if not missing[s]:
+                heapq.heappush(ready, s)
+    for i in range(n):
+        if rank[i] < 0:
+            rank[i] = position
+            position += 1
+    return rank
+
+
+class _Line:
+    """Calls sorted by rank, with a cursor past the front ones that no longer count."""
+
+    __slots__ = ("cursor", "items")
+
+    def __init__(self) -> None:
+        self.items: list[tuple[int, int]] = []  # (rank, index)
+        self.cursor = 0
+
+    def insert(self, rank: int, index: int) -> None:
+        at = bisect.bisect_left(self.items, (rank, index))
+        self.items.insert(at, (rank, index))
+        if at < self.cursor:
+            self.cursor = at
+
+    def first(self, gone: Callable[[int], bool]) -> int | None:
+        """The lowest rank among the calls that still count."""
+        items, at = self.items, self.cursor
+        while at < len(items) and gone(items[at][1]):
+            at += 1
+        self.cursor = at
+        return items[at][0] if at < len(items) else None
+
+
+class ResourceGate:
+    """Which calls of one batch may start now as far as resources go.
+
+    ``keys[i]`` is a ``Keys``, ``UNKNOWN`` until the call is bound, or None (no keys: never
+    held back). ``final(i)`` tells whether call ``i`` has ended (or will never run)."""
+
+    def __init__(self, prepared: list[Prepared], final: Callable[[int], bool]) -> None:
+        self._final = final
+        self.keys: list[Keys | None] = [static_keys(p) for p in prepared]
+        self._rank: list[int | None] = list(ranks([p.deps for p in prepared]))
+        self._unranked: set[int] = set()
+        self._index()
+
+    @property
+    def active(self) -> bool:
+        """Whether any call of the batch declares keys."""
+        return any(k is not None for k in self.keys)
+
+    def _index(self) -> None:
+        self._users: dict[str, _Line] = {}
+        self._writers: dict[str, _Line] = {}
+        self._every = _Line()
+        self._unknown = _Line()
+        self._keyed = _Line()
+        for i, keys in enumerate(self.keys):
+            if keys is not None:
+                self._place(i, keys)
+
+    def _place(self, i: int, keys: Keys) -> None:
+        rank = self._rank[i]
+        if rank is None:
+            self._unranked.add(i)
+            return
+        self._keyed.insert(rank, i)
+        if keys is UNKNOWN:
+            self._unknown.insert(rank, i)
+            return
+        if keys.every:
+            self._every.insert(rank, i)
+        for k in keys.writes:
+            self._line(self._writers, k).insert(rank, i)
+        for k in keys.reads | keys.writes:
+            self._line(self._users, k).insert(rank, i)
+
+    @staticmethod
+    def _line(lines: dict[str, _Line], key: str) -> _Line:
+        line = lines.get(key)
+        if line is None:
+            line = lines[key] = _Line()
+        return line
+
+    def known(self, i: int, keys: Keys | None) -> None:
+        """Call ``i`` was bound: its keys are known now."""
+        if self.keys[i] is not UNKNOWN:
+            return
+        self.keys[i] = keys
+        if keys is not None and self._rank[i] is not None:
+            self._place(i, keys)
+
+    def blocked(self, i: int) -> bool:
+        """Whether call ``i`` (bound, its keys known) must wait for an earlier conflicting
+        call to end."""
+        keys = self.keys[i]
+        if keys is None:
+            return False
+        final = self._final
+        rank = self._rank[i]
+        assert rank is not None
+        assert keys is not UNKNOWN
+        for j in self._unranked:  # a streamed batch before it closed: nothing overtakes them
+            if not final(j) and j != i:
+                other = self.keys[j]
+                if other is UNKNOWN or (other is not None and conflict(keys, other)):
+                    return True
+        if _before(self._every.first(final), rank):
+            return True
+        if _before(self._unknown.first(lambda j: final(j) or self.keys[j] is not UNKNOWN), rank):
+            return True
+        if keys.every and _before(self._keyed.first(final), rank):
+            return True
+        for k in keys.writes:
+            if _before(self._users[k].first(final), rank):
+                return True
+        return any(
+            (line := self._writers.get(k)) is not None and _before(line.first(final), rank)
+            for k in keys.reads
+        )
+
+    def after(self, i: int) -> list[int]:
+        """The calls ``i`` is ordered after by resource, nearest first: for each key it writes,
+        the readers since the last writer and that writer; for each key it reads, the last
+        writer; and the last call whose key function failed (or, for such a call, every call
+        with keys since the previous one). Up to 64; calls without known keys are left out."""
+        keys, rank = self.keys[i], self._rank[i]
+        if keys is None or keys is UNKNOWN or rank is None:
+            return []
+        found: dict[int, None] = {}
+        if keys.every:
+            for _r, j in _before_rank(self._keyed, rank):
+                other = self.keys[j]
+                if other is not None and other is not UNKNOWN:
+                    found[j] = None
+                    if other.every:
+                        break
+        else:
+            for k in keys.writes:
+                for _r, j in _before_rank(self._users[k], rank):
+                    found[j] = None
+                    if k in self._keys_of(j).writes:
+                        break
+            for k in keys.reads - keys.writes:
+                line = self._writers.get(k)
+                if line is not None:
+                    for _r, j in _before_rank(line, rank):
+                        found[j] = None
+                        break
+            for _r, j in _before_rank(self._every, rank):
+                found[j] = None
+                break
+        ordered = sorted(found, key=lambda j: -(self._rank[j] or 0))
+        return ordered[:_LINKS]
+
+    def _keys_of(self, j: int) -> Keys:
+        keys = self.keys[j]
+        assert keys is not None
+        assert keys is not UNKNOWN
+        return keys
+
+    # ------------------------------------------------------------------ streamed batches
+
+    def add(self, p: Prepared, *, parked: bool) -> None:
+        """A streamed call arrived. It is ranked at once when its place is certain: it refers
+        to no call still to come, nor depends on one that does."""
+        keys = static_keys(p)
+        self.keys.append(keys)
+        clean = not parked and all(self._rank[d] is not None for d in p.deps if d < len(self._rank))
+        self._rank.append(len(self._rank) if clean else None)
+        if keys is not None:
+            self._place(p.index, keys)
+
+    def close(self, whole: list[Prepared]) -> None:
+        """The stream closed: rank every call against the whole batch."""
+        if not self._unranked and all(r is not None for r in self._rank):
+            return
+        self._rank = list(ranks([p.deps for p in whole]))
+        self._unranked = set()
+        self._index()
+
+
+def _before(first: int | None, rank: int) -> bool:
+    return first is not None and first < rank
+
+
+def _before_rank(line: _Line, rank: int) -> Iterable[tuple[int, int]]:
+    """The line's calls ranked below ``rank``, nearest first."""
+    items = line.items
+    at = bisect.bisect_left(items, (rank, -1))
+    for k in range(at - 1, -1, -1):
+        yield items[k]
+
+
+def plan_orderings(prepared: list[Prepared]) -> dict[int, list[int]]:
+    """Call index -> the calls it is ordered after by resource, as far as keys are known
+    before the batch runs (edges a data or ``depends_on`` edge already gives are left out)."""
+    gate = ResourceGate(prepared, lambda i: False)
+    orderings: dict[int, list[int]] = {}
+    for p in prepared:
+        after = gate.after(p.index)
+        if after:
+            deps = set(p.deps)
+            after = [j for j in after if j not in deps]
+            if after:
+                orderings[p.index] = after
+    return orderings
+
+
+def levels_over(prepared: list[Prepared], orderings: dict[int, list[int]]) -> None:
+    """Set each call's level again over data, ``depends_on`` and resource edges together.
+    Calls on or behind a cycle keep no level; resource edges never close a cycle (they
+    follow the ranks)."""
+    n = len(prepared)
+    waits: list[list[int]] = [[] for _ in range(n)]
+    for p in prepared:
+        if p.level is not None:
+            waits[p.index] = [*p.deps, *orderings.get(p.index, ())]
+    level: list[int | None] = [None] * n
+    rank = ranks([p.deps for p in prepared])  # resource edges point up the ranks too
+    for i in sorted(range(n), key=rank.__getitem__):
+        if prepared[i].level is None:
+            continue
+        level[i] = max((lv + 1 for d in waits[i] if (lv := level[d]) is not None), default=0)
+    for p in prepared:
+        if p.level is not None:
+            p.level = level[p.index]
