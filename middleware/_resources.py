@@ -81,7 +81,9 @@ def call_keys(tool: Tool, values: dict[str, Any], call_id: str) -> Keys | None:
         return None
     try:
         return Keys(_evaluate(tool.reads, values), _evaluate(tool.writes, values))
-    except Exception as exc:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # a key function's failure is its call's, never the batch's
         logger.warning(
             "toolweave: call %r (%s): its reads/writes function failed (%s); the call runs "
             "apart from every call that declares resources",
@@ -99,13 +101,14 @@ def _evaluate(spec: Any, values: dict[str, Any]) -> frozenset[str]:
         return spec
     found = spec(dict(values))
     if isinstance(found, str):
-        return frozenset((found,))
+        return frozenset((str.__str__(found),))
     if isinstance(found, bytes | bytearray) or not isinstance(found, Iterable):
         raise TypeError(f"keys must be strings, got {safe_type_name(found)}")
-    keys = frozenset(found)
+    keys = list(found)
     if not all(isinstance(k, str) for k in keys):
         raise TypeError("keys must be strings")
-    return keys
+    # Plain str copies: a str subclass could raise later, inside the run loop, when compared.
+    return frozenset(map(str.__str__, keys))
 
 
 def static_keys(p: Prepared) -> Keys | None:

@@ -28,8 +28,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis_server import RedisServer, redis_server, redis_url  # noqa: F401
 
-from toolweave import UsageError
-from toolweave._cache import Cache, CacheError, CacheHit, MemoryCache, RedisCache, SQLiteCache
+from toolweave import (
+    Cache,
+    CacheError,
+    CacheHit,
+    MemoryCache,
+    RedisCache,
+    SQLiteCache,
+    UsageError,
+)
 
 SECRET_KEY = "tool=lookup args={'ssn': '078-05-1120'}"
 """A key that must never show in an error message or a log line."""
@@ -366,7 +373,7 @@ def test_memory_is_shared_by_threads_with_their_own_loops(max_entries: int) -> N
 _SQLITE_WRITER = textwrap.dedent(
     """
     import asyncio, sys
-    from toolweave._cache import SQLiteCache
+    from toolweave import SQLiteCache
 
     path, tag, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
     cache = SQLiteCache(path, clock=lambda: 1000.0)

@@ -25,14 +25,14 @@ import psycopg
 import pytest
 from postgres_server import PostgresServer, postgres_dsn  # noqa: F401
 
-from toolweave import UsageError
-from toolweave._durable import (
+from toolweave import (
     CallLedger,
     Claim,
     LedgerError,
     LedgerRecord,
     PostgresLedger,
     SQLiteLedger,
+    UsageError,
 )
 
 OK = LedgerRecord(status="ok", output={"sent": True, "to": ["a@example.com"]}, error=None,
@@ -80,7 +80,7 @@ def ledger_threads() -> list[str]:
 
 CHILD = r"""
 import asyncio, json, os, sys, time
-from toolweave._durable import LedgerRecord, PostgresLedger, SQLiteLedger
+from toolweave import LedgerRecord, PostgresLedger, SQLiteLedger
 
 job = json.loads(sys.argv[1])
 

@@ -237,3 +237,62 @@ def test_the_agents_sdk_adoption_runs_as_written(monkeypatch: Any) -> None:
             exec(compile(code.group(1), "README.md", "exec"), {})
         server.assert_done()
     assert "<html>https://example.org/graphs/1</html>" in out.getvalue()
+
+
+def _side_effect_snippets() -> list[str]:
+    text = README.read_text()
+    section = text.split("## Side effects:", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, re.S)
+
+
+def test_the_ledger_example_replays_on_a_second_run_as_the_readme_says(
+    tmp_path: pathlib.Path,
+) -> None:
+    import subprocess
+    import sys
+
+    code = _side_effect_snippets()[0]
+    assert 'ledger=SQLiteLedger("calls.db")' in code
+    assert len([line for line in code.splitlines() if line.strip()]) <= 12
+
+    def run() -> list[str]:
+        done = subprocess.run(
+            [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.splitlines()
+
+    assert run() == ["sending to ann@example.org", "ok False"]
+    assert run() == ["ok True"]  # no second email
+    assert (tmp_path / "calls.db").exists()
+
+
+def test_the_side_effect_snippets_run_as_written() -> None:
+    import asyncio
+
+    from toolweave import Orchestrator, ToolCall
+
+    context_code, resources_code = _side_effect_snippets()[1:3]
+    scope: dict[str, Any] = {}
+    exec(compile(context_code, "README.md", "exec"), scope)
+    charge = scope["charge"]
+    assert "ctx" not in str(charge.parameters)
+    result = asyncio.run(
+        Orchestrator([charge]).run([ToolCall("p", "charge", {"amount_cents": 500})], batch_id="b")
+    )
+    assert result.results[0].output["charged"] == 500
+    assert result.results[0].output["key"].startswith("tw-")
+
+    scope = {"tool": __import__("toolweave").tool}
+    exec(compile(resources_code, "README.md", "exec"), scope)
+    o = Orchestrator([scope["write_file"], scope["read_file"], scope["create_ticket"]])
+    plan = o.plan(
+        [
+            ToolCall("w", "write_file", {"path": "a.txt", "text": "x"}),
+            ToolCall("r", "read_file", {"path": "a.txt"}),
+            ToolCall("o", "read_file", {"path": "b.txt"}),
+            ToolCall("t1", "create_ticket", {"title": "x"}),
+            ToolCall("t2", "create_ticket", {"title": "y"}),
+        ]
+    )
+    assert plan.orderings == {"r": ["w"], "t2": ["t1"]}
