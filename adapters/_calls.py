@@ -4,14 +4,17 @@ repeated id, a missing name, a kind of call toolweave does not run)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import logging
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from toolweave import ToolCall
-from toolweave.telemetry._values import to_text
+from toolweave.telemetry._values import safe_str, to_text
 
-__all__ = ["NO_NAME", "CallIds", "Written", "one_call", "unique_calls"]
+__all__ = ["NO_NAME", "CallIds", "Written", "one_call", "unique_calls", "usable_id"]
+
+logger = logging.getLogger("toolweave")
 
 NO_NAME = "(no name)"
 """The name a call runs under when the model wrote none; such a call carries an error."""
@@ -99,3 +102,24 @@ def _name(written: Any) -> tuple[str, str | None]:
         f"the call's tool name is {to_text(written, 80)}, not text, so it was not run. "
         "Name one of the tools."
     )
+
+
+def usable_id(value: Any, taken: Collection[str] = ()) -> str | None:
+    """A model response's id as a batch id: text of 1 to 1,000 characters not ``taken``;
+    else None (the engine names the batch)."""
+    if not isinstance(value, str) or not value or len(value) > _MAX_BATCH_ID:
+        if value is not None:
+            logger.debug("toolweave: the response id is not a usable batch id; ignored")
+        return None
+    if value in taken:
+        logger.warning(
+            "toolweave: the model's response id %r was already used by a batch of this run; "
+            "this batch gets an id of its own",
+            safe_str(value, 100),
+        )
+        return None
+    return value
+
+
+_MAX_BATCH_ID = 1000
+"""The longest batch id the engine accepts (``Orchestrator.run``)."""

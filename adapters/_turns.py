@@ -36,7 +36,19 @@ from langgraph.types import Command
 from toolweave import BatchResult, CallRequest, Orchestrator, SkipCall, ToolCall
 from toolweave.telemetry._values import to_text
 
-__all__ = ["Outcome", "Turn", "Turns", "announce", "asaved", "dispatch", "output_of", "saved"]
+from ._calls import usable_id
+
+__all__ = [
+    "Outcome",
+    "Saved",
+    "Turn",
+    "Turns",
+    "announce",
+    "asaved",
+    "dispatch",
+    "output_of",
+    "saved",
+]
 
 logger = logging.getLogger("toolweave")
 
@@ -44,6 +56,9 @@ Outcome = Any
 """What ToolNode makes of one call: a ``ToolMessage``, a ``Command``, or a list of them."""
 
 _TURN: contextvars.ContextVar[Turn] = contextvars.ContextVar("toolweave_langgraph_turn")
+
+_INTERRUPT = "__interrupt__"
+"""The channel of LangGraph's interrupt writes in a checkpoint (private in LangGraph 1.x)."""
 
 ARRIVAL_GRACE = 1.0
 """Seconds the batch waits for a call's own task before running the call itself. Tasks of one
@@ -292,10 +307,13 @@ class Turn:
         goal: str | None,
         orchestrator: Orchestrator,
         whole: bool = False,
+        batch_id: str | None = None,
     ) -> None:
         self._turns = turns
         self.key = key
         self.whole = whole
+        self.batch_id = batch_id
+        """The AI message's id, which names the batch (None: the engine names it)."""
         """One task runs all its calls (a node given a whole message); no task comes late."""
         self.members: dict[str, _Member] = {}
         for c in calls:  # a repeated id: the first call is the batch's, the others run apart
@@ -493,7 +511,7 @@ class Turn:
                 ToolCall(id=m.id, name=str(m.call.get("name") or "(no name)"), arguments=_args(m))
                 for m in self.members.values()
             ]
-            self.result = await self.orchestrator.run(calls, goal=self.goal)
+            self.result = await self.orchestrator.run(calls, goal=self.goal, batch_id=self.batch_id)
         except BaseException as exc:
             level = logging.DEBUG if isinstance(exc, asyncio.CancelledError) else logging.WARNING
             logger.log(level, "toolweave: a LangGraph turn's batch failed: %s", type(exc).__name__)
@@ -523,6 +541,8 @@ class Turn:
                 self._settle(m, _Final("delegate"))  # ToolNode's own answer, or a dynamic tool
             elif r.status != "ok":
                 self._settle(m, _Final("message", message=_error(m, r.error or r.status)))
+            elif r.replayed:  # an earlier run of this batch ran it: its task never did here
+                self._settle(m, _Final("message", message=_recorded(m, r.output)))
             else:
                 self._settle(m, _Final("last"))
 
@@ -686,6 +706,20 @@ def _error(member: _Member, text: str) -> ToolMessage:
     )
 
 
+def _recorded(member: _Member, output: Any) -> ToolMessage:
+    """The answer to a call the ledger replayed: its recorded output (the content its
+    ``ToolMessage`` had) as the content, as ``ToolNode`` shows a tool's output. A ``Command``
+    or an artifact the call returned then is not replayed."""
+    blocks = isinstance(output, list) and all(
+        isinstance(b, str) or (isinstance(b, dict) and "type" in b) for b in output
+    )
+    if not (isinstance(output, str) or blocks):
+        output = json.dumps(output, ensure_ascii=False)
+    return ToolMessage(
+        content=output, tool_call_id=member.id, name=member.call.get("name"), status="success"
+    )
+
+
 def _args(member: _Member) -> Any:
     args = member.call.get("args")
     return args if isinstance(args, dict) else {}
@@ -734,13 +768,22 @@ class Turns:
         orchestrator: Orchestrator,
         messages_key: str = "messages",
         calls: Sequence[Mapping[str, Any]] | None = None,
-        saved: Mapping[str, Outcome] | None = None,
+        saved: Saved | None = None,
+        message: Any = None,
     ) -> Turn:
         """The turn of ``call``: the one under way for its AI message, or a new one.
 
         ``calls`` are the turn's calls when the caller has them all (a node given a whole
-        message); otherwise they are the AI message's in ``state`` that has ``call``.
-        ``saved`` are answers the checkpointer holds from before an interrupt (``saved()``).
+        message, ``message``, if it has it); otherwise they are the AI message's in ``state``
+        that has ``call``. ``saved`` is what the checkpointer holds from before an interrupt
+        (``saved()``): answers, used for a turn gathered from ``state``, and how many
+        interrupts the step raised.
+
+        The AI message's id names the turn's batch, so with the orchestrator's ``ledger`` a
+        step run again after a crash replays the calls that finished. Each resume after an
+        interrupt is a batch of its own (``"{id}#resume-{k}"``, ``k`` the interrupts so far):
+        the interrupted call must run again, and the calls that finished are answered from
+        the checkpointer or from memory, not run.
         """
         messages = _messages(state, messages_key)
         whole = calls is not None  # one task runs them all: nothing to gather, nobody joins
@@ -748,6 +791,7 @@ class Turns:
         if calls is None:
             ai = next((m for m in reversed(messages) if _has_call(m, call.get("id"))), None)
             calls = list(ai.tool_calls) if ai is not None else [call]
+        batch_id = _batch_id(ai if ai is not None else message, saved)
         ids = tuple(str(c.get("id")) for c in calls)
         key = (_step(config), ids)
         resuming = bool(((config or {}).get("configurable") or {}).get("__pregel_resuming"))
@@ -771,10 +815,10 @@ class Turns:
                     for m in after
                     if isinstance(m, ToolMessage) and m.tool_call_id in ids
                 }  # answered in an earlier step (create_agent sends only the calls still open)
-                known.update(saved or {})
+                known.update(saved.answers if saved is not None else {})
                 known.pop(str(call.get("id")), None)  # but the call sent here is to run
             known.update(self._memo.get(key, {}))
-            turn = Turn(self, key, calls, known, _goal(messages), orchestrator, whole)
+            turn = Turn(self, key, calls, known, _goal(messages), orchestrator, whole, batch_id)
             logger.debug("toolweave: turn %x for %s, known %s", id(turn), key, sorted(known))
             if not whole:
                 self._open[key] = turn
@@ -843,32 +887,52 @@ def _resuming(config: Mapping[str, Any] | None) -> tuple[Any, dict[str, Any]] | 
     return checkpointer, where
 
 
-def _answers(saved: Any) -> dict[str, Outcome]:
+@dataclass(frozen=True)
+class Saved:
+    """What the checkpointer holds of the step the graph resumes (``saved()``)."""
+
+    answers: dict[str, Outcome] = field(default_factory=dict)
+    """Answers to calls that finished before the interrupt (LangGraph does not run those
+    calls' tasks again, so their outputs come from here, in any process)."""
+    interrupts: int = 0
+    """How many interrupts the step raised so far; 0 when it is not resuming from one."""
+
+
+def _read(checkpoint: Any) -> Saved:
     found: dict[str, Outcome] = {}
-    for write in getattr(saved, "pending_writes", None) or ():
+    interrupts = 0
+    for write in getattr(checkpoint, "pending_writes", None) or ():
+        interrupts += write[1] == _INTERRUPT
         for message in _tool_messages(write[2]):
             found.setdefault(message.tool_call_id, message)
-    return found
+    return Saved(found, interrupts)
 
 
-def saved(config: Mapping[str, Any] | None) -> dict[str, Outcome]:
-    """Answers to calls that finished before the interrupt the graph is resuming from, as
-    the checkpointer saved them (LangGraph does not run those calls' tasks again, so their
-    outputs come from here, in any process)."""
+def saved(config: Mapping[str, Any] | None) -> Saved:
+    """What the checkpointer holds of the step the graph is resuming (``Saved``)."""
     found = _resuming(config)
     if found is None:
-        return {}
+        return Saved()
     checkpointer, where = found
-    return _answers(checkpointer.get_tuple(where))
+    return _read(checkpointer.get_tuple(where))
 
 
-async def asaved(config: Mapping[str, Any] | None) -> dict[str, Outcome]:
+async def asaved(config: Mapping[str, Any] | None) -> Saved:
     """``saved()`` from async code."""
     found = _resuming(config)
     if found is None:
-        return {}
+        return Saved()
     checkpointer, where = found
-    return _answers(await checkpointer.aget_tuple(where))
+    return _read(await checkpointer.aget_tuple(where))
+
+
+def _batch_id(message: Any, saved: Saved | None) -> str | None:
+    """The batch id of a turn of ``message`` (see ``Turns.join``), or None when the message
+    has no usable id."""
+    found = usable_id(getattr(message, "id", None))
+    if found is not None and saved is not None and saved.interrupts:
+        found = usable_id(f"{found}#resume-{saved.interrupts}")
+    return found
 
 
 def _messages(state: Any, key: str) -> list[Any]:

@@ -65,7 +65,7 @@ from toolweave._hooks import CallNext, check_middleware
 from toolweave.telemetry._values import safe_str, to_jsonable, to_text
 
 from ._advertise import accept_references, describe_references, reference_instructions
-from ._calls import Written, unique_calls
+from ._calls import Written, unique_calls, usable_id
 
 __all__ = ["reference_instructions", "weave"]
 
@@ -130,6 +130,12 @@ def weave(
     included; an agent you wove already is kept); ``Handoff`` objects are kept as they are.
     ``on_batch`` is called with each turn's ``BatchResult`` (its exceptions are logged, never
     raised).
+
+    Each turn's batch is named by its model response's id (``ModelResponse.response_id``: the
+    Responses API's response id; the Chat Completions model gives none, and the engine names
+    the batch), so with a ``ledger`` in ``orchestrator_options`` the calls of a response run
+    again are replayed, not repeated. An id that is not text of 1 to 1,000 characters, or that
+    an earlier turn of the same run already used, is not used.
 
     Raises ``UsageError`` for an agent woven already, two batched tools with one name, or a
     bad orchestrator option.
@@ -218,6 +224,8 @@ class _Weave:
         # id(run) -> (a weak reference to the run's context, the call ids it answered): what
         # the SDK will not run again in that run. Weak, so a finished run's context goes.
         self._answered: OrderedDict[int, tuple[weakref.ref[Any], set[str]]] = OrderedDict()
+        # The same for the batch ids each run's turns used.
+        self._named: OrderedDict[int, tuple[weakref.ref[Any], set[str]]] = OrderedDict()
 
     def turn(self, run: RunContextWrapper[Any], response: ModelResponse) -> None:
         """Note the function calls of a model response, before the SDK starts running them."""
@@ -235,7 +243,7 @@ class _Weave:
                 problem = _ANSWERED_BEFORE.format(id=to_text(item.call_id, 80))
             written.append(Written(item.call_id, name, _raw_arguments(item.arguments), problem))
         calls = unique_calls(written)
-        turn = _Turn(self, run, calls)
+        turn = _Turn(self, run, calls, self._batch_id(run, response.response_id))
         for item, call in zip(items, calls, strict=True):
             if call.error is None:
                 turn.members[call.id] = self._member(turn, call, item)
@@ -245,6 +253,20 @@ class _Weave:
                 del self._waiting[key]
                 if len(self._waiting) <= _MEMORY // 2:
                     break
+
+    def _batch_id(self, run: RunContextWrapper[Any], response_id: Any) -> str | None:
+        """A turn's batch id: its model response's id, unless that is not usable or an
+        earlier turn of this run had it (a server that repeats ids); then None."""
+        seen = self._named.get(id(run))
+        if seen is None or seen[0]() is not run:
+            seen = self._named[id(run)] = (weakref.ref(run), set())
+        self._named.move_to_end(id(run))
+        while len(self._named) > _RUNS:
+            self._named.popitem(last=False)
+        found = usable_id(response_id, seen[1])
+        if found is not None:
+            seen[1].add(found)
+        return found
 
     def arrive(self, ctx: ToolContext[Any], original: FunctionTool, given: str) -> _Member:
         """The member a stand-in's invocation belongs to (its turn noted by the hooks), or a
@@ -419,10 +441,18 @@ class _Member:
 class _Turn:
     """The function calls of one model response, run as one batch."""
 
-    def __init__(self, state: _Weave, run: RunContextWrapper[Any], calls: list[ToolCall]) -> None:
+    def __init__(
+        self,
+        state: _Weave,
+        run: RunContextWrapper[Any],
+        calls: list[ToolCall],
+        batch_id: str | None = None,
+    ) -> None:
         self.state = state
         self.run = run
         self.calls = calls
+        self.batch_id = batch_id
+        """The model response's id (``ModelResponse.response_id``), or None."""
         self.members: dict[str, _Member] = {}
         self.goal = _goal(run)
         self.over = asyncio.Event()
@@ -450,7 +480,10 @@ class _Turn:
     async def _drive(self) -> None:
         try:
             result = await self.state.orchestrator.run(
-                self.calls, goal=self.goal, metadata={"run_context": self.run}
+                self.calls,
+                goal=self.goal,
+                metadata={"run_context": self.run},
+                batch_id=self.batch_id,
             )
         except BaseException as exc:
             self.state.live.discard(self)

@@ -52,7 +52,7 @@ from toolweave.telemetry._values import to_text
 
 from ._advertise import accept_references, describe_references, reference_instructions
 from ._calls import Written, unique_calls
-from ._turns import Turn, Turns, announce, asaved, dispatch, saved
+from ._turns import Saved, Turn, Turns, announce, asaved, dispatch, saved
 
 __all__ = [
     "LangChainDecider",
@@ -206,6 +206,11 @@ class ToolweaveNode(ToolNode):
 
     Unlike ``ToolNode``, a node given a whole AI message also answers its
     ``invalid_tool_calls``, so every ``tool_call_id`` gets exactly one answer.
+
+    A turn's batch is named by its AI message's id (``BatchResult.batch_id``; a resume after
+    an interrupt adds ``#resume-{k}``). With a ``ledger`` in ``orchestrator_options``, a step
+    run again for the same message replays the calls that finished (answered with their
+    recorded output; a ``Command`` or artifact they returned is not replayed).
     """
 
     def __init__(
@@ -279,7 +284,7 @@ class ToolweaveNode(ToolNode):
         alone = input_type == "tool_calls" and len(calls) == 1
         calls, refused = (calls, {}) if alone else _checked(calls)
         runtimes = self._runtimes(input, calls, config, runtime)
-        turn = self._turn(input, calls, runtimes, alone, refused, saved(config) if alone else None)
+        turn = self._turn(input, calls, runtimes, alone, refused, saved(config))
         # Threads here mostly wait for their turn: one each, so none waits for a free thread.
         pool = {**config, "max_concurrency": max(len(calls), config.get("max_concurrency") or 1)}
         with get_executor_for_config(cast(RunnableConfig, pool)) as executor:
@@ -307,7 +312,7 @@ class ToolweaveNode(ToolNode):
         alone = input_type == "tool_calls" and len(calls) == 1
         calls, refused = (calls, {}) if alone else _checked(calls)
         runtimes = self._runtimes(input, calls, config, runtime)
-        answered = await asaved(config) if alone else None
+        answered = await asaved(config)
         turn = self._turn(input, calls, runtimes, alone, refused, answered)
         runs = [
             functools.partial(self._arun_call, input_type=input_type, runtime=rt) for rt in runtimes
@@ -353,7 +358,7 @@ class ToolweaveNode(ToolNode):
         runtimes: list[Any],
         alone: bool,
         refused: Mapping[str, Any],
-        answered: dict[str, Any] | None,
+        answered: Saved,
     ) -> Turn:
         # One call sent on its own (create_react_agent, create_agent) belongs to the AI
         # message in the state; otherwise the calls given are the whole turn.
@@ -365,6 +370,7 @@ class ToolweaveNode(ToolNode):
             self._messages_key,
             calls=None if alone else [c for c in calls if c["id"] not in refused],
             saved=answered,
+            message=None if alone else _latest_ai(input, self._messages_key),
         )
 
     def _keep(self, result: BatchResult) -> None:
@@ -506,16 +512,21 @@ def _settled(future: Any) -> Any:
         return exc
 
 
-def _invalid_answers(input: Any, key: str) -> list[ToolMessage]:
-    """Answers to the AI message's ``invalid_tool_calls`` (LangGraph's ToolNode leaves them
-    unanswered, and the next model request then fails on a call without an answer)."""
+def _latest_ai(input: Any, key: str) -> AIMessage | None:
+    """The AI message whose calls a node given messages runs (as ``ToolNode`` finds it)."""
     if isinstance(input, list):
         messages = input
     elif isinstance(input, Mapping):
         messages = input.get(key) or []
     else:
         messages = getattr(input, key, None) or []
-    ai = next((m for m in reversed(messages) if isinstance(m, AIMessage)), None)
+    return next((m for m in reversed(messages) if isinstance(m, AIMessage)), None)
+
+
+def _invalid_answers(input: Any, key: str) -> list[ToolMessage]:
+    """Answers to the AI message's ``invalid_tool_calls`` (LangGraph's ToolNode leaves them
+    unanswered, and the next model request then fails on a call without an answer)."""
+    ai = _latest_ai(input, key)
     if ai is None or not ai.invalid_tool_calls:
         return []
     calls = unique_calls(_written(ai))
@@ -575,6 +586,7 @@ def _options_of(orchestrator: Orchestrator) -> dict[str, Any]:
         "workflow_name": orchestrator.workflow_name,
         "trace_content": orchestrator.trace_content,
         "middleware": list(orchestrator.middleware),
+        "ledger": orchestrator.ledger,
     }
 
 
@@ -654,7 +666,8 @@ class ToolweaveMiddleware(AgentMiddleware[Any, Any]):
     own tool node in its own task, so injected arguments, ``Command`` returns, ``interrupt()``
     and the agent's other middleware behave as without it. ``orchestrator_options`` are
     ``Orchestrator``'s. With ``references`` (the default) the tools the model is given accept
-    a ``"${...}"`` reference in every non-string parameter and say so.
+    a ``"${...}"`` reference in every non-string parameter and say so. A turn's batch is
+    named by its AI message's id, as in ``ToolweaveNode``.
     """
 
     def __init__(self, *, references: bool = True, **orchestrator_options: Any) -> None:
@@ -689,7 +702,7 @@ class ToolweaveMiddleware(AgentMiddleware[Any, Any]):
             _bound(self._orchestrators)
         return found[0]
 
-    def _turn(self, request: ToolCallRequest, answered: dict[str, Any]) -> Turn:
+    def _turn(self, request: ToolCallRequest, answered: Saved) -> Turn:
         tools = list(getattr(request.runtime, "tools", None) or [])
         if request.tool is not None and all(t is not request.tool for t in tools):
             tools.append(request.tool)

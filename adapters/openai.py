@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
-from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -29,7 +29,7 @@ from toolweave._json_schemas import subschemas
 from toolweave.telemetry._values import safe_str, to_text
 
 from ._advertise import accept_references, describe_references, reference_instructions
-from ._calls import CallIds, Written, one_call, unique_calls
+from ._calls import CallIds, Written, one_call, unique_calls, usable_id
 
 __all__ = [
     "AgentRun",
@@ -661,7 +661,11 @@ class ModelStreamError(ToolweaveError):
 
 
 async def dispatch_stream(
-    stream: AsyncIterable[Any], orchestrator: Orchestrator, *, goal: str | None = None
+    stream: AsyncIterable[Any],
+    orchestrator: Orchestrator,
+    *,
+    goal: str | None = None,
+    batch_id: str | None = None,
 ) -> StreamedBatch:
     """Consume a streamed model response (``stream=True``) and start each tool call as soon as
     its arguments are complete and its dependencies allow, while the model is still writing
@@ -680,50 +684,114 @@ async def dispatch_stream(
     call a fragment continues) and chunks of the wrong shape are tolerated: they are skipped or
     coerced.
 
+    ``batch_id`` names the batch (``Orchestrator.run``); with the orchestrator's ``ledger``,
+    dispatching the same response again replays the calls that finished. When it is None the
+    batch is named by the response's own id, as the stream carries it: a Chat Completions
+    chunk's ``id``, a Responses event's ``response.id`` (``response.created`` comes first).
+    The batch opens once that id is read, or when a call is ready before any id came (the
+    stream's end included); an id that is not text of 1 to 1,000 characters is ignored, and
+    the engine names the batch. A ``batch_id`` given that is not such text is a ``UsageError``.
+
     If the stream fails midway (an ``Exception`` from the iterator, or a Responses ``error`` or
     ``response.failed`` event), the calls already complete run to their results, each call
     left incomplete gets an error naming the failure, the failure is logged on the
     ``toolweave`` logger and kept in ``StreamedBatch.failure``; cancellation still propagates.
     """
-    chunks = aiter(stream)
-    reader: _StreamedCalls | _StreamedItems | None = None
-    async with orchestrator.stream(goal=goal) as batch:
-        failure: str | None = None
-        while True:
-            try:
-                chunk = await anext(chunks)
-            except StopAsyncIteration:
-                break
-            except Exception as exc:  # the stream broke: answer what it left incomplete
-                failure = f"{type(exc).__name__}: {safe_str(exc, 500)}"
-                break
-            if reader is None:
-                reader = _reader_for(chunk)
-                if reader is None:
-                    continue  # a chunk that says nothing yet (a comment, a bare usage chunk)
-            failure = reader.feed(chunk)
-            for call in reader.complete():
+    return await _dispatch(stream, orchestrator, goal=goal, batch_id=batch_id)
+
+
+async def _dispatch(
+    stream: AsyncIterable[Any],
+    orchestrator: Orchestrator,
+    *,
+    goal: str | None,
+    batch_id: str | None,
+    taken: Collection[str] = (),
+) -> StreamedBatch:
+    """``dispatch_stream``; a response id in ``taken`` (a batch of this run already has it)
+    does not name the batch."""
+    # A closed orchestrator or a bad batch_id is told before the stream is read.
+    orchestrator.stream(goal=goal, batch_id=batch_id)
+    reading = _Reading(aiter(stream), taken, named=batch_id is not None)
+    ready: list[ToolCall] = []
+    while not (reading.named or ready or reading.over):
+        ready = await reading.next()
+    async with orchestrator.stream(goal=goal, batch_id=batch_id or reading.batch_id) as batch:
+        reading.named = True
+        for call in ready:
+            batch.add(call)
+        while not reading.over:
+            for call in await reading.next():
                 batch.add(call)
-            if failure is not None:
-                break
-        reader = reader if reader is not None else _StreamedCalls()
-        if failure is None:
-            rest = reader.rest()
-        else:
-            rest = reader.rest(
-                f"the response stream failed before this call was complete: {failure}"
-            )
-            logger.warning(
-                "toolweave: the response stream failed (%s); %d incomplete tool calls were "
-                "answered with an error",
-                failure,
-                len(rest),
-            )
-        for call in rest:
+        for call in reading.rest():
             batch.add(call)
     result = batch.result
     fields = {name: getattr(result, name) for name in BatchResult.model_fields}
-    return StreamedBatch(**fields, **reader.assembled(), failure=failure)
+    reader = reading.reader if reading.reader is not None else _StreamedCalls()
+    return StreamedBatch(**fields, **reader.assembled(), failure=reading.failure)
+
+
+class _Reading:
+    """A model's stream, read chunk by chunk: the calls each chunk completes, the response id
+    it names, and how the stream ended."""
+
+    def __init__(self, chunks: AsyncIterator[Any], taken: Collection[str], *, named: bool) -> None:
+        self._chunks = chunks
+        self._taken = taken
+        self.reader: _StreamedCalls | _StreamedItems | None = None
+        self.named = named
+        """Whether the batch's name is settled: given, or the stream's id read (usable or not)."""
+        self.batch_id: str | None = None
+        """The response id the stream carries, if it is a usable batch id."""
+        self.failure: str | None = None
+        self.over = False
+
+    async def next(self) -> list[ToolCall]:
+        """Read one chunk; the calls it completes."""
+        try:
+            chunk = await anext(self._chunks)
+        except StopAsyncIteration:
+            self.over = True
+            return []
+        except Exception as exc:  # the stream broke: answer what it left incomplete
+            self.failure = f"{type(exc).__name__}: {safe_str(exc, 500)}"
+            self.over = True
+            return []
+        if self.reader is None:
+            self.reader = _reader_for(chunk)
+            if self.reader is None:
+                return []  # a chunk that says nothing yet (a comment, a bare usage chunk)
+        if not self.named:
+            self._name(chunk)
+        self.failure = self.reader.feed(chunk)
+        self.over = self.failure is not None
+        return self.reader.complete()
+
+    def _name(self, chunk: Any) -> None:
+        """Take the response id this chunk carries, if it carries one."""
+        data = _plain(chunk)
+        if isinstance(self.reader, _StreamedItems) and isinstance(data, dict):
+            data = _plain(data.get("response"))
+        found = data.get("id") if isinstance(data, dict) else None
+        if found is not None:
+            self.named = True
+            self.batch_id = usable_id(found, self._taken)
+
+    def rest(self) -> list[ToolCall]:
+        """The calls the stream left open, once it is over."""
+        reader = self.reader if self.reader is not None else _StreamedCalls()
+        if self.failure is None:
+            return reader.rest()
+        rest = reader.rest(
+            f"the response stream failed before this call was complete: {self.failure}"
+        )
+        logger.warning(
+            "toolweave: the response stream failed (%s); %d incomplete tool calls were "
+            "answered with an error",
+            self.failure,
+            len(rest),
+        )
+        return rest
 
 
 def _reader_for(chunk: Any) -> _StreamedCalls | _StreamedItems | None:
@@ -971,6 +1039,12 @@ async def run_openai_agent(
     (as a failed request raises the client's error); one that fails later is answered call by
     call, and the loop goes on.
 
+    Each turn's batch is named by the model response's id (``ChatCompletion.id``,
+    ``Response.id``, or the id its stream carries), so with the orchestrator's ``ledger`` the
+    calls of a response that is dispatched again are replayed, never repeated. An id that is
+    not text of 1 to 1,000 characters, or that an earlier turn of this run already used (a
+    server giving every response one id), is ignored: the engine names that batch.
+
     ``AgentRun.messages`` is the whole conversation in the API's own shape: chat messages, or
     Responses input items (the model's output items, then one ``function_call_output`` per
     call), ready for the next request.
@@ -985,6 +1059,7 @@ async def run_openai_agent(
     tools = openai_tools(orchestrator, api=api, references=references)
     goal = next((str(m.get("content")) for m in messages if m.get("role") == "user"), None)
     run = AgentRun(messages=conversation)
+    named: set[str] = set()  # batch ids of this run: a server repeating an id gets no resume
     while run.turns < max_turns:
         run.turns += 1
         options = {**create_options, "stream": True} if stream else create_options
@@ -997,14 +1072,17 @@ async def run_openai_agent(
                 model=model, input=conversation, tools=tools, **options
             )
         if stream:
-            result: BatchResult | None = await _streamed_turn(answer, orchestrator, goal)
+            result: BatchResult | None = await _streamed_turn(answer, orchestrator, goal, named)
             assert isinstance(result, StreamedBatch)
             if result.failure is not None and not result.results:
                 raise ModelStreamError(f"the model's streamed answer failed: {result.failure}")
             said, text = result.message if api == "chat" else result.output, result.text
         else:
             said, text, calls = _whole_turn(answer, api)
-            result = await orchestrator.run(calls, goal=goal) if calls else None
+            batch_id = usable_id(_field(answer, "id"), named)
+            result = await orchestrator.run(calls, goal=goal, batch_id=batch_id) if calls else None
+        if result is not None:
+            named.add(result.batch_id)
         if isinstance(said, dict):
             conversation.append(said)
         elif said is not None:
@@ -1018,10 +1096,12 @@ async def run_openai_agent(
     return run
 
 
-async def _streamed_turn(events: Any, orchestrator: Orchestrator, goal: str | None) -> BatchResult:
+async def _streamed_turn(
+    events: Any, orchestrator: Orchestrator, goal: str | None, named: Collection[str]
+) -> BatchResult:
     """Dispatch a streamed answer, and close the stream however the dispatch ends."""
     try:
-        return await dispatch_stream(events, orchestrator, goal=goal)
+        return await _dispatch(events, orchestrator, goal=goal, batch_id=None, taken=named)
     finally:
         close = getattr(events, "close", None)
         if callable(close):
@@ -1067,6 +1147,11 @@ def _responses_text(items: Sequence[Any]) -> str | None:
         _message_text(i) or "" for i in items if isinstance(i, dict) and i.get("type") == "message"
     ]
     return "".join(texts) if texts else None
+
+
+def _field(value: Any, name: str) -> Any:
+    """A field of an SDK object or of a dict."""
+    return value.get(name) if isinstance(value, Mapping) else getattr(value, name, None)
 
 
 def _without_none(value: Any) -> Any:

@@ -101,7 +101,12 @@ class Effects:
             # and a resume reports it; if it never did, the claim is withdrawn.
             await asyncio.shield(self._let_go(ledger, claim, forget=not called))
             raise
-        await self._record(ledger, claim, outcome)
+        if outcome.status == "skipped":
+            # A middleware skipped it (a policy, an interrupt): the tool never ran, so a
+            # resume asks the middleware again rather than replaying the skip.
+            await asyncio.shield(self._let_go(ledger, claim, forget=True))
+        else:
+            await self._record(ledger, claim, outcome)
         return outcome
 
     async def _cached(

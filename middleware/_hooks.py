@@ -55,9 +55,18 @@ class CallRequest:
     """Names the batch: the same for every call of one ``run()`` or ``stream()``."""
     metadata: Mapping[str, Any] = field(default_factory=lambda: _NO_METADATA)
     """What the caller passed to ``run(..., metadata=...)``; read-only."""
-    idempotency_key: str = ""
-    """The same for this call whenever its batch runs again under the same ``batch_id`` (a
-    resume): pass it to an API that accepts one (``Idempotency-Key``) so a repeat is a no-op."""
+    _idempotency_key: str | None = field(default=None, repr=False)
+
+    @property
+    def idempotency_key(self) -> str:
+        """The same for this call whenever its batch runs again under the same ``batch_id`` (a
+        resume): pass it to an API that accepts one (``Idempotency-Key``) so a repeat is a
+        no-op. Derived from ``batch_id`` and the call's id (see ``CallContext``)."""
+        key = self._idempotency_key
+        if key is None:  # made when first read: most calls never need it
+            key = idempotency_key(self.batch_id, self.call.id)
+            object.__setattr__(self, "_idempotency_key", key)
+        return key
 
     def override(self, **changes: Any) -> CallRequest:
         """A copy with ``changes`` applied: ``request.override(arguments={...})``."""
@@ -69,6 +78,10 @@ class CallRequest:
             )
         for name, value in changes.items():
             _check_field(name, value)
+        if "idempotency_key" in changes:
+            changes["_idempotency_key"] = changes.pop("idempotency_key")
+        elif "batch_id" in changes or "call" in changes:
+            changes["_idempotency_key"] = None  # derived again from the new ones
         if "metadata" in changes:
             changes["metadata"] = MappingProxyType(dict(changes["metadata"]))
         return dataclasses.replace(self, **changes)
@@ -81,7 +94,9 @@ class CallRequest:
         )
 
 
-_FIELDS = frozenset(f.name for f in dataclasses.fields(CallRequest))
+_FIELDS = frozenset(
+    ["idempotency_key", *(f.name for f in dataclasses.fields(CallRequest) if f.init and f.repr)]
+)
 
 
 def _check_field(name: str, value: Any) -> None:

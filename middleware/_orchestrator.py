@@ -252,6 +252,8 @@ class Orchestrator:
             self.decision_output_chars,
             self.cache,
             self.ledger,
+            any(t.declares_resources for t in self.tools.values()),
+            any(t.cache_ttl is not None for t in self.tools.values()),
         )
         cached = self._cached_options
         if cached is not None and cached[0] == key:
@@ -267,6 +269,7 @@ class Orchestrator:
             output_chars=self.decision_output_chars,
             cache=self._cache_in_use(),
             ledger=self.ledger,
+            resources=key[-2],
         )
         self._cached_options = (key, options)
         return options

@@ -25,7 +25,6 @@ from ._hooks import (
     Middleware,
     compose,
     current_call,
-    idempotency_key,
     tool_in_thread,
 )
 from ._observe import Observers
@@ -94,7 +93,6 @@ class Pipeline:
             arguments=arguments,
             batch_id=self._batch_id,
             metadata=self._metadata,
-            idempotency_key=idempotency_key(self._batch_id, p.call.id),
         )
         effects = self._effects
         if effects is None or not effects.wanted(request):
@@ -196,7 +194,7 @@ def run_tool(request: CallRequest) -> Awaitable[Any]:
         state.attempts += 1
         state.arguments = arguments
     args, kwargs = tool.bind(arguments)
-    context = tool.context_parameter
+    context = tool._context
     if context is not None:
         kwargs = {
             **kwargs,

@@ -51,6 +51,8 @@ class RunOptions:
     output_chars: int
     cache: Cache | None = None
     ledger: CallLedger | None = None
+    resources: bool = False
+    """Whether any tool declares ``reads``/``writes``."""
 
 
 @dataclass(slots=True)
@@ -153,8 +155,7 @@ class BatchRun:
         )
         self._gate = (
             ResourceGate(prepared, self._final)
-            if not options.serial
-            and (open or any(p.tool is not None and p.tool.declares_resources for p in prepared))
+            if options.resources and not options.serial
             else None
         )
         self._blocked: list[tuple[int, dict[str, Any]]] = []  # bound, waiting for a resource
@@ -289,7 +290,12 @@ class BatchRun:
                 except CallError as exc:
                     self._fail(p, exc)
                     continue
-                self._admit(i, arguments)
+                if self._gate is not None or p.tool.idempotent:  # type: ignore[union-attr]
+                    self._admit(i, arguments)
+                elif self._limit is None:
+                    self._start(i, arguments)
+                else:
+                    self._startable.append((i, arguments))
             if gated:
                 self._ask_before(gated)
         if self._blocked:
@@ -305,7 +311,9 @@ class BatchRun:
         """Bind ``p``; its resource keys are known from here on."""
         arguments = self._binder.bind(p)
         gate = self._gate
-        if gate is not None and gate.keys[p.index] is UNKNOWN:
+        if gate is None:
+            return arguments
+        if gate.keys[p.index] is UNKNOWN:
             assert p.tool is not None
             gate.known(p.index, call_keys(p.tool, arguments, p.call.id))
         return arguments
@@ -391,7 +399,7 @@ class BatchRun:
     def _ended(self, o: Outcome) -> None:
         self._running -= 1
         p = self.prepared[o.index]
-        followers = self._followers.pop(o.index, None)
+        followers = self._followers.pop(o.index, None) if self._followers else None
         if o.status == "ok":
             self._scheduler.succeeded(o.index)
             result = self.book.succeeded(p, o)

@@ -443,7 +443,12 @@ class ScriptedOpenAIServer:
 
     It plays either ``steps``, one per request (see ``ServerStep``), or a ``script`` function
     (see ``Script``) for every request, on both endpoints: Responses ``input`` items and tools
-    are shown to the script as Chat Completions messages and tools. ``path`` limits the
+    are shown to the script as Chat Completions messages and tools. As a real API does, it
+    gives each response its own id: a body with the builders' placeholder id
+    (``chatcmpl-scripted``, ``resp_scripted``) is answered, streamed or not, as
+    ``chatcmpl-scripted-<n>`` or ``resp_scripted-<n>`` (its ``msg_scripted`` message item as
+    ``msg_scripted-<n>``), ``n`` counting the bodies this server answered from 1; any other
+    id, and a step that is a list of events, goes out as it is. ``path`` limits the
     server to one endpoint. A request it cannot answer (an unknown path: 404; no step left:
     418; a script that raises or returns something else than a turn: 422, which clients do
     not retry, so the script runs once) gets a JSON error
@@ -487,6 +492,7 @@ class ScriptedOpenAIServer:
         self.requests: list[dict[str, Any]] = []
         self.unexpected: list[str] = []
         self._played = 0
+        self._bodies = 0  # bodies answered: the n of their ids
         self._lock = threading.Lock()
         self._idle = threading.Condition()
         self._reading = 0  # connections accepted whose request is not answered yet
@@ -626,6 +632,9 @@ class ScriptedOpenAIServer:
         return self._respond(where, body, answer)
 
     def _respond(self, where: str, request: dict[str, Any], body: Mapping[str, Any]) -> _Reply:
+        with self._lock:
+            self._bodies += 1
+            body = _own_ids(body, self._bodies)
         if not request.get("stream"):
             return _Reply(payload=body)
         options = request.get("stream_options") or {}
@@ -646,6 +655,26 @@ class ScriptedOpenAIServer:
         log_event(logging.WARNING, "testing.unexpected_request", problem=message)
         error = {"message": f"ScriptedOpenAIServer: {message}", "type": "scripted_server"}
         return _Reply(status=status, payload={"error": error})
+
+
+_PLACEHOLDER_IDS = ("chatcmpl-scripted", "resp_scripted")
+
+
+def _own_ids(body: Mapping[str, Any], n: int) -> Mapping[str, Any]:
+    """``body`` with the builders' placeholder ids made those of the server's ``n``-th answer
+    (with a call ledger, two responses under one id would be one batch resumed)."""
+    if body.get("id") not in _PLACEHOLDER_IDS:
+        return body
+    output = body.get("output")
+    out = {**body, "id": f"{body['id']}-{n}"}
+    if isinstance(output, list):
+        out["output"] = [
+            {**item, "id": f"msg_scripted-{n}"}
+            if isinstance(item, Mapping) and item.get("id") == "msg_scripted"
+            else item
+            for item in output
+        ]
+    return out
 
 
 def _check_step(step: Any) -> None:
