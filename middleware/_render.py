@@ -7,7 +7,7 @@ from typing import Any
 
 from toolweave.telemetry._values import safe_str, to_text
 
-from ._models import BatchResult, ExecutionPlan
+from ._models import BatchResult, CallResult, ExecutionPlan
 
 __all__ = ["format_plan", "format_results", "format_timeline", "visible"]
 
@@ -73,6 +73,8 @@ def format_plan(plan: ExecutionPlan) -> str:
             if planned.output_mapping:
                 refs = ", ".join(f"{k}={v}" for k, v in planned.output_mapping.items())
                 line += f"  ({_cut(refs, 60)})"
+            if planned.ordered_after:
+                line += f"  after {visible(', '.join(planned.ordered_after))} (shared resource)"
             lines.append(line)
     errors = plan.errors
     unplaced = [c.call_id for c in plan.calls if c.group_index is None]
@@ -93,7 +95,7 @@ def format_results(result: BatchResult) -> str:
             [
                 visible(r.call_id),
                 visible(r.name),
-                r.status,
+                _status(r),
                 "-" if r.group_index is None else str(r.group_index),
                 "-" if r.execution_order is None else str(r.execution_order),
                 str(r.attempts),
@@ -104,6 +106,17 @@ def format_results(result: BatchResult) -> str:
     header = ["id", "tool", "status", "group", "order", "tries", "ms", "output / error"]
     counts = ", ".join(f"{len(result.by_status(s))} {s}" for s in ("ok", "error", "skipped"))
     return f"{_table(header, rows)}\n{counts} in {result.elapsed * 1000:.0f} ms"
+
+
+def _status(r: CallResult) -> str:
+    """The status, and where a result came from when its tool did not run for it."""
+    if r.replayed:
+        return f"{r.status} (replayed)"
+    if r.cached:
+        return f"{r.status} (cached)"
+    if r.deduplicated_from is not None:
+        return f"{r.status} (= {visible(r.deduplicated_from)})"
+    return r.status
 
 
 def format_timeline(result: BatchResult, width: int = 50) -> str:

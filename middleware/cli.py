@@ -24,7 +24,9 @@ from urllib.parse import urlsplit
 
 from toolweave.telemetry._values import safe_str, to_jsonable
 
+from ._batch import check_batch_id
 from ._decisions import Decider, RuleDecider, as_decider
+from ._durable import CallLedger, PostgresLedger, SQLiteLedger
 from ._errors import InvalidBatchError, UsageError
 from ._models import BatchResult, DecisionRecord, ToolCall
 from ._orchestrator import Orchestrator
@@ -163,6 +165,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--strategy", choices=["auto", "serial"], default="auto")
     run.add_argument("--trace", metavar="EXPORTER", help=_TRACE_HELP)
     run.add_argument("--decider", metavar="SPEC", help=_DECIDER_HELP)
+    run.add_argument(
+        "--ledger",
+        metavar="DB",
+        help="record each call in this call ledger (an SQLite file, or a postgresql:// DSN), so "
+        "that running the same --batch-id again resumes the batch without repeating a call",
+    )
+    run.add_argument("--batch-id", metavar="ID", help="names the batch (needed with --ledger)")
     run.set_defaults(handler=_cmd_run)
 
     inspect = sub.add_parser(
@@ -224,18 +233,33 @@ def _cmd_run(args: argparse.Namespace) -> int:
     tools = _load_tools(args.tools)
     chosen = _load_decider(args.decider) if args.decider is not None else None
     decider = chosen.decider if chosen is not None else None
-    try:
-        orchestrator = Orchestrator(
-            tools, max_concurrency=args.max_concurrency, strategy=args.strategy, decider=decider
+    if args.ledger is not None and args.batch_id is None:
+        raise CliError(
+            "--ledger resumes a batch by its id: add --batch-id ID (the same ID on every run "
+            "of this batch)"
         )
-    except UsageError as exc:
-        raise CliError(str(exc)) from None
-    console = None if args.json or args.trace == "console" else _live_console()
-    result = (
-        orchestrator.run_sync(calls)
-        if console is None
-        else _run_with_progress(orchestrator, calls, console)
-    )
+    ledger = _open_ledger(args.ledger) if args.ledger is not None else None
+    try:
+        try:
+            orchestrator = Orchestrator(
+                tools,
+                max_concurrency=args.max_concurrency,
+                strategy=args.strategy,
+                decider=decider,
+                ledger=ledger,
+            )
+            batch_id = check_batch_id(args.batch_id)
+        except UsageError as exc:
+            raise CliError(str(exc)) from None
+        console = None if args.json or args.trace == "console" else _live_console()
+        result = (
+            orchestrator.run_sync(calls, batch_id=batch_id)
+            if console is None
+            else _run_with_progress(orchestrator, calls, console, batch_id)
+        )
+    finally:
+        if ledger is not None:
+            ledger.close()
     if args.json:
         print(json.dumps(to_jsonable(result.to_trace(include_content=True)), indent=2))
     else:
@@ -262,8 +286,21 @@ def _live_console() -> Console | None:
     return console if console.is_interactive else None
 
 
+def _open_ledger(where: str) -> CallLedger:
+    """``--ledger``: a PostgreSQL DSN or an SQLite file."""
+    try:
+        if where.startswith(("postgresql://", "postgres://")):
+            return PostgresLedger(where)
+        return SQLiteLedger(where)
+    except UsageError as exc:
+        raise CliError(f"--ledger: {exc}") from None
+
+
 def _run_with_progress(
-    orchestrator: Orchestrator, calls: list[ToolCall], console: Console
+    orchestrator: Orchestrator,
+    calls: list[ToolCall],
+    console: Console,
+    batch_id: str | None = None,
 ) -> BatchResult:
     from ._progress import RunProgress, live_progress
 
@@ -273,7 +310,7 @@ def _run_with_progress(
     if orchestrator.decider is not None:
         orchestrator.decider = progress.watch(orchestrator.decider)
     with live_progress(progress, console):
-        result = orchestrator.run_sync(calls)
+        result = orchestrator.run_sync(calls, batch_id=batch_id)
         progress.finish(result)
     return result
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
-from ._view import STATUSES, BatchView, CallView, DecisionView, ms
+from ._view import STATUSES, UNCERTAIN, BatchView, CallView, DecisionView, ms
 
 __all__ = ["page"]
 
@@ -24,6 +24,7 @@ _MARGIN = 16
 _SLOT = 17  # vertical room of one edge handle
 _LABEL = 18  # characters of a reference path shown on an edge
 _NODE_CHARS = 21
+_BADGE_CHARS = 16  # characters of a badge's text ("= ID" for a merged call)
 
 _JSON_ESCAPES = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026",
                  0x2028: "\\u2028", 0x2029: "\\u2029"}  # fmt: skip
@@ -56,7 +57,9 @@ def _num(value: float) -> str:
 # --- data for the details panel -------------------------------------------------------------
 
 
-def _call_data(call: CallView, dependents: list[str], ready: float | None) -> dict[str, Any]:
+def _call_data(
+    call: CallView, dependents: list[str], ready: float | None, before: list[str]
+) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "id": call.call_id,
         "tool": call.tool,
@@ -73,6 +76,22 @@ def _call_data(call: CallView, dependents: list[str], ready: float | None) -> di
     }
     if ready is not None:
         entry["waited"] = ms(ready)
+    # What only side effects add is written only when present: a page of 1,000 plain calls
+    # stays as small as before.
+    if call.uncertain:
+        entry["outcome"] = UNCERTAIN
+    if call.error_type and call.status != "ok":
+        entry["errorType"] = call.error_type
+    if call.replayed:
+        entry["replayed"] = True
+    if call.cached:
+        entry["cached"] = True
+    if call.deduplicated_from is not None:
+        entry["mergedFrom"] = call.deduplicated_from
+    if call.ordered_after:
+        entry["orderedAfter"] = call.ordered_after
+    if before:
+        entry["orderedBefore"] = before
     if call.arguments is not None:
         entry["arguments"] = call.arguments
     if call.output is not None:
@@ -100,6 +119,11 @@ def _summary(view: BatchView) -> str:
         ("serial-ms", "one by one (ms)", str(ms(serial))),
         ("speed-up", "one by one / makespan", _num(serial / makespan) if makespan else "-"),
     ]
+    for kind, n in view.marked.items():
+        fields.append((f"calls-{kind}", kind, str(n)))
+    orderings = len(view.resource_edges)
+    if orderings:
+        fields.append(("resource-orderings", "resource orderings", str(orderings)))
     if view.stopped is not None:
         fields.append(("stopped", "stopped", view.stopped))
     rows = "".join(
@@ -140,20 +164,29 @@ def _timeline(view: BatchView, ready: dict[str, float]) -> str:
     for i, c in enumerate(view.calls):
         at = c.start_ms if c.start_ms is not None else (c.end_ms or 0.0)
         width = c.duration_ms
-        title = f"{c.call_id} [{c.tool}] {c.status}, {ms(width)} ms"
+        title = f"{_headline(c)}, {ms(width)} ms"
         if c.attempts > 1:
             title += f", {c.attempts} attempts"
         wait = ""
         if c.call_id in ready and c.start_ms is not None:
-            title += f", waited {ms(ready[c.call_id])} ms for its dependencies"
+            title += f", waited {ms(ready[c.call_id])} ms for {_waited_for(c)}"
             wait = f'<i class="wait" style="width:{pct(min(ready[c.call_id], at))}"></i>'
         tries = f"\u00d7{c.attempts}" if c.attempts > 1 else ""
+        badges = ""
+        if c.badges:
+            # Beside the bar (a replayed or cached bar is a few pixels wide): to its right in
+            # the left part of the track, else to its left.
+            if (at + width) / total < 0.6:
+                where = f"left:calc({pct(at + width)} + 4px)"
+            else:
+                where = f"right:calc(100% - {pct(at)} + 4px)"
+            badges = f'<span class="badges" style="{where}">{_badges_html(c)}</span>'
         rows.append(
             f'<div class="row" data-i="{i}"><span class="lab" title="{_a(c.call_id)}">'
             f'{_t(c.call_id)}</span><span class="track">{wait}'
-            f'<b data-call-id="{_a(c.call_id)}" data-status="{c.status}" data-i="{i}" '
-            f'title="{_a(title)}" style="left:min({pct(at)},calc(100% - 3px));'
-            f'width:{pct(width)}">{tries}</b>'
+            f'<b data-call-id="{_a(c.call_id)}" data-status="{c.status}"{_marks(c)} '
+            f'data-i="{i}" title="{_a(title)}" style="left:min({pct(at)},calc(100% - 3px));'
+            f'width:{pct(width)}">{tries}</b>{badges}'
             "</span></div>"
         )
     lines, points = [], []
@@ -181,11 +214,60 @@ def _timeline(view: BatchView, ready: dict[str, float]) -> str:
     )
 
 
+def _headline(c: CallView) -> str:
+    """The call in a line: id, tool, status (``uncertain: ...`` for an uncertain call) and
+    where its result came from."""
+    text = f"{c.call_id} [{c.tool}] {c.status_text}"
+    if c.status == "error" and c.error_type and not c.uncertain:
+        text += f" ({c.error_type})"
+    if c.replayed:
+        text += ", replayed from the call ledger"
+    if c.cached:
+        text += ", from the cache"
+    if c.deduplicated_from is not None:
+        text += f", merged: the result of {c.deduplicated_from}"
+    if c.ordered_after:
+        after = _short(", ".join(c.ordered_after[:10]), 200)
+        if len(c.ordered_after) > 10:
+            after += ", \u2026"
+        text += f", ran after {after} (resource)"
+    return text
+
+
+def _waited_for(c: CallView) -> str:
+    if not c.ordered_after:
+        return "its dependencies"
+    if not c.depends_on:
+        return "the calls it was ordered after"
+    return "its dependencies and the calls it was ordered after"
+
+
+def _marks(c: CallView) -> str:
+    """The data attributes of a bar or a node beyond its id and status: ``data-origin`` and
+    ``data-error-type``."""
+    out = ""
+    origin = c.origin
+    if origin is not None:
+        out += f' data-origin="{origin}"'
+    if c.status == "error" and c.error_type:
+        out += f' data-error-type="{_a(c.error_type)}"'
+    return out
+
+
+def _badges_html(c: CallView) -> str:
+    return "".join(
+        f'<span class="badge" data-badge="{_a(kind)}">{_t(_short(text, _BADGE_CHARS))}</span>'
+        for kind, text in c.badges
+    )
+
+
 _LEGEND = (
     '<p class="legend">Each bar is a call, from its start to its end: green ok, red error, '
     "striped grey skipped. A dashed line before a bar: the call waiting for its dependencies. "
     "\u00d7N: the attempts it took. Purple marks: decision points (orange: the decider failed "
-    "and its fallback applied).</p>"
+    "and its fallback applied). Badges: replayed (the call ledger's result, the tool not "
+    "called), cached, = ID (merged: the result of an identical call of the batch); amber: "
+    f"{UNCERTAIN}. Dashed graph edges: resource orderings.</p>"
 )
 
 
@@ -205,39 +287,58 @@ def _graph(view: BatchView, index: int) -> str:
                 _MARGIN + row * _PITCH + _NODE_H / 2,
             )
     index_of = {c.call_id: i for i, c in enumerate(view.calls)}
+    edges = [(e, view.edge_kind(e)) for e in view.edges]
+    edges += [(e, "resource") for e in view.resource_edges]
     # Edge handles: in the gap before their target's column, one slot each, never overlapping.
-    wanted: dict[int, list[tuple[float, int, int, int]]] = {}
-    for k, (source, target) in enumerate(view.edges):
+    # An edge back to a column not after its source's (a resource ordering found only as the
+    # batch ran) has its handle to the right of both.
+    wanted: dict[tuple[int, bool], list[tuple[float, int, int, int]]] = {}
+    for k, ((source, target), _) in enumerate(edges):
         s, t = index_of[source], index_of[target]
         ty, sy = where[t][1], where[s][1]
-        wanted.setdefault(column_of[t], []).append((ty + (sy - ty) * 0.2, k, s, t))
+        back = column_of[t] <= column_of[s]
+        column = column_of[s] if back else column_of[t]
+        want = (sy + ty) / 2 if back else ty + (sy - ty) * 0.2
+        wanted.setdefault((column, back), []).append((want, k, s, t))
     lines, handles = [], []
     bottom = max((y for _, y in where.values()), default=0.0) + _NODE_H / 2
-    for items in wanted.values():
+    for (_, back), items in wanted.items():
         items.sort()
         floor = -1e9
         for want, k, s, t in items:
             y = max(want, floor + _SLOT)
             floor = y
-            source, target = view.calls[s].call_id, view.calls[t].call_id
+            (source, target), kind = edges[k]
             sx, sy = where[s][0] + _NODE_W, where[s][1]
             tx, ty = where[t]
-            hx = tx - _GAP / 2
-            if column_of[t] - column_of[s] > 1:
-                lines.append(_long_edge(sx, sy, hx, y, tx, ty))
+            cls = ' class="resource"' if kind == "resource" else ""
+            if back:
+                hx = max(sx, tx + _NODE_W) + _GAP / 4
+                lines.append(
+                    f'<path{cls} d="M{sx:.1f} {sy:.1f}C{hx:.1f} {sy:.1f} {hx:.1f} {y:.1f} '
+                    f'{hx:.1f} {y:.1f}S{hx:.1f} {ty:.1f} {tx + _NODE_W + 2:.1f} {ty:.1f}"/>'
+                )
+            elif column_of[t] - column_of[s] > 1:
+                hx = tx - _GAP / 2
+                lines.append(_long_edge(sx, sy, hx, y, tx, ty, cls))
             else:
+                hx = tx - _GAP / 2
                 bend = max(20.0, abs(hx - sx) / 2)
                 lines.append(
-                    f'<path d="M{sx:.1f} {sy:.1f}C{sx + bend:.1f} {sy:.1f} {hx - bend:.1f} '
+                    f'<path{cls} d="M{sx:.1f} {sy:.1f}C{sx + bend:.1f} {sy:.1f} {hx - bend:.1f} '
                     f'{y:.1f} {hx:.1f} {y:.1f}L{tx - 2:.1f} {ty:.1f}"/>'
                 )
-            path = view.paths.get((source, target), "")
-            label = _short(path, _LABEL) if path else "\u2192"
+            path = view.paths.get((source, target), "") if kind != "resource" else ""
+            if kind == "resource":
+                label, about = "resource", ": resource (ran after it, sharing a resource)"
+            else:
+                label = _short(path, _LABEL) if path else "\u2192"
+                about = f": {path}" if path else ""
             half = max(8.0, len(label) * 3.1 + 6)
             handles.append(
-                f'<g class="edge" data-edge="{_a(f"{source}->{target}")}" data-e="{k}" '
-                f'transform="translate({hx:.1f} {y:.1f})"><title>{_t(f"{source} -> {target}")}'
-                f"{_t(f': {path}' if path else '')}</title>"
+                f'<g class="edge {kind}" data-edge="{_a(f"{source}->{target}")}" '
+                f'data-edge-kind="{kind}" data-e="{k}" transform="translate({hx:.1f} {y:.1f})">'
+                f"<title>{_t(f'{source} -> {target}{about}')}</title>"
                 f'<rect x="{-half:.1f}" y="-7" width="{2 * half:.1f}" height="14" rx="7"/>'
                 f'<text y="0.5">{_t(label)}</text></g>'
             )
@@ -246,12 +347,13 @@ def _graph(view: BatchView, index: int) -> str:
     for i, c in enumerate(view.calls):
         x, y = where[i]
         nodes.append(
-            f'<g class="node" data-call-id="{_a(c.call_id)}" data-status="{c.status}" '
+            f'<g class="node" data-call-id="{_a(c.call_id)}" data-status="{c.status}"{_marks(c)} '
             f'data-i="{i}" transform="translate({x:.1f} {y - _NODE_H / 2:.1f})">'
-            f"<title>{_t(f'{c.call_id} [{c.tool}] {c.status}')}</title>"
+            f"<title>{_t(_headline(c))}</title>"
             f'<rect width="{_NODE_W}" height="{_NODE_H}" rx="5"/>'
             f'<text x="8" y="14">{_t(_short(c.call_id, _NODE_CHARS))}</text>'
-            f'<text x="8" y="27" class="tool">{_t(_short(c.tool, _NODE_CHARS + 3))}</text></g>'
+            f'<text x="8" y="27" class="tool">{_t(_short(c.tool, _NODE_CHARS + 3))}</text>'
+            f"{_node_badges(c)}</g>"
         )
     width = _MARGIN * 2 + len(order) * (_NODE_W + _GAP)
     height = bottom + _MARGIN * 2
@@ -274,7 +376,26 @@ def _graph(view: BatchView, index: int) -> str:
     )
 
 
-def _long_edge(sx: float, sy: float, hx: float, hy: float, tx: float, ty: float) -> str:
+def _node_badges(c: CallView) -> str:
+    """Pills on the node's top edge, right-aligned, one per badge."""
+    out = []
+    right = float(_NODE_W - 4)
+    for kind, text in reversed(c.badges):
+        shown = _short(text, _BADGE_CHARS)
+        width = len(shown) * 6.1 + 10
+        right -= width
+        out.append(
+            f'<g class="badge" data-badge="{_a(kind)}" transform="translate({right:.1f} -7)">'
+            f'<rect width="{width:.1f}" height="13" rx="6"/>'
+            f'<text x="{width / 2:.1f}" y="6.5">{_t(shown)}</text></g>'
+        )
+        right -= 3
+    return "".join(out)
+
+
+def _long_edge(
+    sx: float, sy: float, hx: float, hy: float, tx: float, ty: float, cls: str = ""
+) -> str:
     """An edge that skips a level: along the gap between two rows of nodes (free in every
     column, as all columns share the rows), so it never passes behind a node it does not
     touch, then to its handle and its target."""
@@ -282,7 +403,7 @@ def _long_edge(sx: float, sy: float, hx: float, hy: float, tx: float, ty: float)
     cy = _MARGIN + row * _PITCH + _NODE_H + (_PITCH - _NODE_H) / 2
     g1, g2 = sx + _GAP / 2, tx - _GAP + 12
     return (
-        f'<path d="M{sx:.1f} {sy:.1f}C{sx + 30:.1f} {sy:.1f} {g1 - 30:.1f} {cy:.1f} {g1:.1f} '
+        f'<path{cls} d="M{sx:.1f} {sy:.1f}C{sx + 30:.1f} {sy:.1f} {g1 - 30:.1f} {cy:.1f} {g1:.1f} '
         f"{cy:.1f}L{g2:.1f} {cy:.1f}C{g2 + 25:.1f} {cy:.1f} {hx - 25:.1f} {hy:.1f} {hx:.1f} "
         f'{hy:.1f}L{tx - 2:.1f} {ty:.1f}"/>'
     )
@@ -291,10 +412,17 @@ def _long_edge(sx: float, sy: float, hx: float, hy: float, tx: float, ty: float)
 def _batch(view: BatchView, index: int) -> tuple[str, dict[str, Any]]:
     ready = view.ready_ms()
     dependents = view.dependents()
-    edges = view.edges
+    before = view.ordered_before()
     data = {
-        "calls": [_call_data(c, dependents[c.call_id], ready.get(c.call_id)) for c in view.calls],
-        "edges": [[s, t, view.paths.get((s, t), "")] for s, t in edges],
+        "calls": [
+            _call_data(c, dependents[c.call_id], ready.get(c.call_id), before[c.call_id])
+            for c in view.calls
+        ],
+        # In the graph's order (``data-e``): dependency edges, then resource orderings.
+        "edges": [
+            *([s, t, view.paths.get((s, t), "")] for s, t in view.edges),
+            *([s, t, "", "resource"] for s, t in view.resource_edges),
+        ],
     }
     counts = ", ".join(f"{view.count(s)} {s}" for s in STATUSES)
     head = (
@@ -344,7 +472,7 @@ def page(views: Sequence[BatchView], *, title: str, notes: Sequence[str] = ()) -
 
 
 _CSS = """
-:root{--ok:#2e7d32;--error:#c62828;--skipped:#9e9e9e;--lab:11em;
+:root{--ok:#2e7d32;--error:#c62828;--skipped:#9e9e9e;--uncertain:#b26a00;--lab:11em;
   font:14px/1.4 system-ui,sans-serif;color:#1d1d1f}
 body{margin:0 1.2em 2em}
 h1{font-size:1.3em}
@@ -387,6 +515,16 @@ b[data-status=ok]{background:var(--ok)}
 b[data-status=error]{background:var(--error)}
 b[data-status=skipped]{
   background:repeating-linear-gradient(45deg,var(--skipped) 0 3px,#ddd 3px 6px)}
+b[data-error-type=uncertain]{
+  background:repeating-linear-gradient(135deg,var(--uncertain) 0 4px,#f0b429 4px 8px)}
+.track .badges{position:absolute;top:0;display:flex;gap:2px;white-space:nowrap;
+  pointer-events:none}
+.badge{font:10px/12px ui-monospace,monospace;padding:0 4px;border-radius:6px;
+  background:#e8eaf6;color:#283593;border:1px solid #9fa8da}
+.badge[data-badge=cached]{background:#e0f2f1;color:#00695c;border-color:#80cbc4}
+.badge[data-badge=deduplicated]{background:#f3e5f5;color:#6a1b9a;border-color:#ce93d8}
+.badge[data-badge=uncertain]{background:#fff3e0;color:#8a4b00;border-color:var(--uncertain)}
+.badge[data-badge^=ledger_]{background:#fdecea;color:var(--error);border-color:var(--error)}
 .marks{position:absolute;top:0;bottom:0;left:var(--lab);right:0;pointer-events:none}
 .marks .dec{position:absolute;top:0;bottom:0;border-left:2px dashed #7b1fa2}
 .marks .dec.fallback{border-left-color:#e65100}
@@ -406,10 +544,25 @@ b[data-status=skipped]{
 .node[data-status=ok] rect{stroke:var(--ok)}
 .node[data-status=error] rect{stroke:var(--error);fill:#fdecea}
 .node[data-status=skipped] rect{stroke:var(--skipped);stroke-dasharray:4 3;fill:#f5f5f5}
+.node[data-error-type=uncertain]>rect{stroke:var(--uncertain);stroke-dasharray:7 3;
+  fill:#fff3e0}
+.node[data-origin]>rect{fill:#f5f7ff}
+.graph .badge rect{fill:#e8eaf6;stroke:#9fa8da;stroke-width:1}
+.graph .badge text{font-size:9.5px;text-anchor:middle;dominant-baseline:central;fill:#283593}
+.graph .badge[data-badge=cached] rect{fill:#e0f2f1;stroke:#80cbc4}
+.graph .badge[data-badge=cached] text{fill:#00695c}
+.graph .badge[data-badge=deduplicated] rect{fill:#f3e5f5;stroke:#ce93d8}
+.graph .badge[data-badge=deduplicated] text{fill:#6a1b9a}
+.graph .badge[data-badge=uncertain] rect{fill:#fff3e0;stroke:var(--uncertain)}
+.graph .badge[data-badge=uncertain] text{fill:#8a4b00}
+.graph .badge[data-badge^=ledger_] rect{fill:#fdecea;stroke:var(--error)}
+.graph .badge[data-badge^=ledger_] text{fill:var(--error)}
+.graph .lines path.resource{stroke:#8d6e63;stroke-dasharray:6 4}
+.edge.resource rect{fill:#efebe9;stroke:#8d6e63;stroke-dasharray:3 2}
 .edge{cursor:pointer}
 .edge rect{fill:#eceff1;stroke:#90a4ae}
 .edge text{text-anchor:middle;dominant-baseline:central;font-size:10px}
-.selected rect,.edge.selected rect{stroke:#1d4ed8!important;stroke-width:3}
+.selected>rect,.edge.selected rect{stroke:#1d4ed8!important;stroke-width:3}
 b.selected{outline:2px solid #1d4ed8}
 """
 
@@ -437,15 +590,33 @@ function field(dl,name,label,value,pre){
 function show(section,batch,callIndex,edge){
   var c=batch.calls[callIndex],box=section.querySelector("[data-view=details]");
   var dl=document.createElement("dl");
-  if(edge){field(dl,"edge","edge",edge[0]+"->"+edge[1]);field(dl,"path","reference path",edge[2]);}
+  if(edge){
+    field(dl,"edge","edge",edge[0]+"->"+edge[1]);
+    field(dl,"edge-kind","kind",edge[3]||(edge[2]?"data":"order"));
+    field(dl,"path","reference path",edge[2]);
+  }
   field(dl,"call-id","call",c.id);field(dl,"tool","tool",c.tool);field(dl,"status","status",c.status);
-  field(dl,"error","error",c.error);field(dl,"duration-ms","duration (ms)",ms(c.duration));
+  if(c.outcome){field(dl,"outcome","outcome",c.outcome);}
+  if(c.errorType){field(dl,"error-type","error type",c.errorType);}
+  field(dl,"error","error",c.error);
+  if(c.replayed){
+    field(dl,"replayed","replayed","replayed from the call ledger: the tool was not called");
+  }
+  if(c.cached){field(dl,"cached","cached","from the cache: the tool was not called for it");}
+  if(c.mergedFrom!==undefined){field(dl,"deduplicated-from","deduplicated from",c.mergedFrom);}
+  field(dl,"duration-ms","duration (ms)",ms(c.duration));
   field(dl,"start-ms","started at (ms)",ms(c.start));field(dl,"end-ms","ended at (ms)",ms(c.end));
   if(c.waited!==undefined){field(dl,"waited-ms","dependencies done at (ms)",ms(c.waited));}
   field(dl,"attempts","attempts",String(c.attempts));
   field(dl,"group","level",c.group===null?"-":String(c.group));
   field(dl,"depends-on","depends on",c.deps.join(", "));
   field(dl,"dependents","dependents",c.dependents.join(", "));
+  if(c.orderedAfter){
+    field(dl,"ordered-after","ordered after (resource)",c.orderedAfter.join(", "));
+  }
+  if(c.orderedBefore){
+    field(dl,"ordered-before","ordered before (resource)",c.orderedBefore.join(", "));
+  }
   if("arguments" in c){field(dl,"arguments","arguments",c.arguments,true);}
   if("output" in c){field(dl,"output","output",c.output,true);}
   box.replaceChildren(dl);

@@ -24,6 +24,14 @@ if TYPE_CHECKING:
 __all__ = ["BatchView", "CallView", "DecisionView", "from_record", "from_spans", "text_block"]
 
 STATUSES = ("ok", "error", "skipped")
+ORIGINS = ("replayed", "cached", "deduplicated")
+"""Where a call's result came from when its tool was not called for it (``CallView.origin``)."""
+EDGE_KINDS = ("data", "order", "resource")
+"""Why a call waited for another: a reference, ``depends_on``, or a resource they share."""
+UNCERTAIN = "uncertain: may or may not have taken effect"
+"""How the Inspector words an ``uncertain`` call's outcome."""
+LEDGER_TYPES = frozenset({"uncertain", "ledger_conflict", "ledger_error"})
+"""Error types of the call ledger, marked on the bar and the node as well as in the error."""
 _ID = 200  # characters of an id or a tool name kept
 _MESSAGE = 2_000  # characters of an error or a reason kept
 _CONTENT = 20_000  # characters of captured arguments or output kept
@@ -49,6 +57,61 @@ class CallView:
     arguments: str | None = None
     """Captured arguments as (pretty) JSON text; None when not captured."""
     output: str | None = None
+    error_type: str = ""
+    """The short class of the failure (``CallResult.error_type``); empty when none is known."""
+    replayed: bool = False
+    """The result came from the call ledger: the tool was not called."""
+    cached: bool = False
+    """The result came from the cache, or from an identical call running in another batch."""
+    deduplicated_from: str | None = None
+    """The id of the identical call of the batch whose result this call took."""
+    ordered_after: list[str] = field(default_factory=list)
+    """Ids of the calls it ran after because of resources they share (``reads``/``writes``)."""
+
+    @property
+    def origin(self) -> str | None:
+        """``replayed``, ``cached`` or ``deduplicated`` when the tool was not called for this
+        call (the first that applies, in that order); None when it was, or did not run."""
+        if self.replayed:
+            return "replayed"
+        if self.cached:
+            return "cached"
+        if self.deduplicated_from is not None:
+            return "deduplicated"
+        return None
+
+    @property
+    def uncertain(self) -> bool:
+        """An earlier run of the batch started the call and died before recording it."""
+        return self.status == "error" and self.error_type == "uncertain"
+
+    @property
+    def badges(self) -> list[tuple[str, str]]:
+        """(kind, text) of the marks drawn by the call's bar and node: where its result came
+        from (``replayed``, ``cached``, ``= ID``), and a ledger error type."""
+        out = []
+        origin = self.origin
+        if origin == "deduplicated":
+            out.append((origin, f"= {self.deduplicated_from}"))
+        elif origin is not None:
+            out.append((origin, origin))
+        if self.status == "error" and self.error_type in LEDGER_TYPES:
+            out.append((self.error_type, self.error_type))
+        return out
+
+    @property
+    def status_text(self) -> str:
+        """The status in words: ``uncertain: may or may not have taken effect`` for an
+        uncertain call, else the status."""
+        return UNCERTAIN if self.uncertain else self.status
+
+    @property
+    def waits_for(self) -> list[str]:
+        """Every call it waited for: its dependencies, then the calls it was ordered after."""
+        if not self.ordered_after:
+            return self.depends_on
+        deps = set(self.depends_on)
+        return self.depends_on + [a for a in self.ordered_after if a not in deps]
 
     @property
     def ran(self) -> bool:
@@ -106,9 +169,41 @@ class BatchView:
                     out.append(edge)
         return out
 
+    @property
+    def resource_edges(self) -> list[tuple[str, str]]:
+        """One (FROM, TO) per resource ordering (TO ran after FROM because of a resource they
+        share) whose both ends are calls of the batch and that no dependency edge repeats."""
+        known = {c.call_id for c in self.calls}
+        out: list[tuple[str, str]] = []
+        seen = set(self.edges)
+        for c in self.calls:
+            for before in c.ordered_after:
+                edge = (before, c.call_id)
+                if before in known and before != c.call_id and edge not in seen:
+                    seen.add(edge)
+                    out.append(edge)
+        return out
+
+    def edge_kind(self, edge: tuple[str, str]) -> str:
+        """``data`` for a dependency edge that carried a reference, else ``order``; resource
+        orderings are ``resource_edges``."""
+        return "data" if edge in self.paths else "order"
+
     def count(self, status: str) -> int:
         """How many calls ended with ``status``."""
         return sum(1 for c in self.calls if c.status == status)
+
+    @property
+    def marked(self) -> dict[str, int]:
+        """How many calls were replayed, cached, merged (deduplicated) or uncertain, for the
+        kinds that have any."""
+        counts = {
+            "replayed": sum(1 for c in self.calls if c.replayed),
+            "cached": sum(1 for c in self.calls if c.cached),
+            "merged": sum(1 for c in self.calls if c.deduplicated_from is not None),
+            "uncertain": sum(1 for c in self.calls if c.uncertain),
+        }
+        return {kind: n for kind, n in counts.items() if n}
 
     @property
     def serial_ms(self) -> float:
@@ -117,7 +212,8 @@ class BatchView:
 
     @property
     def critical_path_ms(self) -> float:
-        """The longest chain of durations along dependency edges: no schedule beats it."""
+        """The longest chain of durations along dependency edges and resource orderings: no
+        schedule beats it."""
         by_id = {c.call_id: c for c in self.calls}
         longest: dict[str, float] = {}
         for root in by_id:
@@ -127,7 +223,7 @@ class BatchView:
                 call_id, done = stack.pop()
                 if call_id in longest:
                     continue
-                deps = [d for d in by_id[call_id].depends_on if d in by_id]
+                deps = [d for d in by_id[call_id].waits_for if d in by_id]
                 if done:
                     on_path.discard(call_id)
                     before = max((longest.get(d, 0.0) for d in deps), default=0.0)
@@ -140,12 +236,13 @@ class BatchView:
         return max(longest.values(), default=0.0)
 
     def ready_ms(self) -> dict[str, float]:
-        """Call id -> when the last of its dependencies ended (ms after the batch started),
-        for calls that had dependencies: the time before it was spent waiting for them."""
+        """Call id -> when the last of the calls it waited for (dependencies, and calls it was
+        ordered after) ended, in ms after the batch started, for calls that waited for any:
+        the time before it was spent waiting for them."""
         by_id = {c.call_id: c for c in self.calls}
         out = {}
         for c in self.calls:
-            ends = [e for d in c.depends_on if (e := _end(by_id.get(d))) is not None]
+            ends = [e for d in c.waits_for if (e := _end(by_id.get(d))) is not None]
             if ends:
                 out[c.call_id] = max(ends)
         return out
@@ -154,6 +251,13 @@ class BatchView:
         """Call id -> ids of the calls that waited for it."""
         out: dict[str, list[str]] = {c.call_id: [] for c in self.calls}
         for source, target in self.edges:
+            out[source].append(target)
+        return out
+
+    def ordered_before(self) -> dict[str, list[str]]:
+        """Call id -> ids of the calls that ran after it because of a resource they share."""
+        out: dict[str, list[str]] = {c.call_id: [] for c in self.calls}
+        for source, target in self.resource_edges:
             out[source].append(target)
         return out
 
@@ -243,6 +347,23 @@ def _paths(plan: Any, ids: list[str]) -> dict[tuple[str, str], str]:
     return {edge: _text(", ".join(paths), 400) for edge, paths in found.items()}
 
 
+def _ordered_after(plan: Any) -> dict[str, list[str]]:
+    """Call id -> the ids it was ordered after by resource, from a plan dict's
+    ``ordered_after`` entries (orderings known before the batch ran)."""
+    if not isinstance(plan, Mapping):
+        return {}
+    found: dict[str, list[str]] = {}
+    groups = plan.get("execution_groups")
+    for group in groups if isinstance(groups, list) else []:
+        tools = group.get("tools") if isinstance(group, Mapping) else None
+        for entry in tools if isinstance(tools, list) else []:
+            if isinstance(entry, Mapping) and isinstance(entry.get("tool_id"), str):
+                after = _ids(entry.get("ordered_after"))
+                if after:
+                    found[_text(entry["tool_id"])] = after
+    return found
+
+
 def _split_reference(
     written: str, index_of: dict[str, int], ids: list[str], waits: Iterable[str]
 ) -> tuple[str, str] | None:
@@ -328,6 +449,8 @@ def _batch_view(batch: TraceSpan, children: list[TraceSpan]) -> BatchView:
     origin = _seconds(batch.start)
     start, end = _relative(batch, origin)
     batch_id = next((a[k] for k in BATCH_ID_KEYS if isinstance(a.get(k), str) and a[k]), None)
+    plan = _plan_of(batch)
+    planned_after = _ordered_after(plan)
     calls = []
     for span in children:
         ca = _attrs(span)
@@ -350,9 +473,13 @@ def _batch_view(batch: TraceSpan, children: list[TraceSpan]) -> BatchView:
             error = ""
         arguments = ca.get(A.GEN_AI_TOOL_CALL_ARGUMENTS)
         output = ca.get(A.GEN_AI_TOOL_CALL_RESULT)
+        call_id = _text(ca[A.GEN_AI_TOOL_CALL_ID])
+        merged = ca.get(A.TW_DEDUPLICATED_FROM)
+        # The span's own list holds orderings found as the batch ran; older spans have none.
+        after = ca.get(A.TW_ORDERED_AFTER)
         calls.append(
             CallView(
-                call_id=_text(ca[A.GEN_AI_TOOL_CALL_ID]),
+                call_id=call_id,
                 tool=_text(ca.get(A.GEN_AI_TOOL_NAME, "?")),
                 status=status,
                 start_ms=call_start,
@@ -364,6 +491,11 @@ def _batch_view(batch: TraceSpan, children: list[TraceSpan]) -> BatchView:
                 error=error,
                 arguments=None if arguments is None else _content(arguments, is_json_text=True),
                 output=None if output is None else _content(output, is_json_text=True),
+                error_type=_text(ca.get(A.TW_ERROR_TYPE) or "") if status != "ok" else "",
+                replayed=ca.get(A.TW_REPLAYED) is True,
+                cached=ca.get(A.TW_CACHED) is True,
+                deduplicated_from=None if merged is None else _text(merged),
+                ordered_after=_ids(after) if after is not None else planned_after.get(call_id, []),
             )
         )
     # The model's order when the batch span lists it; else the order the calls started.
@@ -397,7 +529,7 @@ def _batch_view(batch: TraceSpan, children: list[TraceSpan]) -> BatchView:
         makespan_ms=max(0.0, (end or 0.0) - (start or 0.0)),
         calls=calls,
         decisions=decisions,
-        paths=_paths(_plan_of(batch), [c.call_id for c in calls]),
+        paths=_paths(plan, [c.call_id for c in calls]),
         stopped=None if stopped is None else _text(stopped, _MESSAGE),
     )
 
@@ -410,6 +542,7 @@ def from_record(record: Mapping[str, Any], *, batch_id: str, name: str) -> Batch
     the batch started)."""
     plan = record.get("plan")
     plan = plan if isinstance(plan, Mapping) else {}
+    planned_after = _ordered_after(plan)
     calls = []
     raw_calls = record.get("calls")
     for entry in raw_calls if isinstance(raw_calls, list) else []:
@@ -420,9 +553,11 @@ def from_record(record: Mapping[str, Any], *, batch_id: str, name: str) -> Batch
         error = entry.get("error")
         if status == "error" and entry.get("error_type"):
             error = f"{_text(entry['error_type'])} {_text(error or '', _MESSAGE)}".strip()
+        call_id = _text(entry.get("call_id", "?"))
+        merged = entry.get("deduplicated_from")
         calls.append(
             CallView(
-                call_id=_text(entry.get("call_id", "?")),
+                call_id=call_id,
                 tool=_text(entry.get("name", "?")),
                 status=status,
                 start_ms=None if start is None else start * 1000,
@@ -436,6 +571,11 @@ def from_record(record: Mapping[str, Any], *, batch_id: str, name: str) -> Batch
                 if "arguments" in entry
                 else None,
                 output=_content(entry["output"], is_json_text=False) if "output" in entry else None,
+                error_type=_text(entry.get("error_type") or "") if status != "ok" else "",
+                replayed=entry.get("replayed") is True,
+                cached=entry.get("cached") is True,
+                deduplicated_from=None if merged is None else _text(merged),
+                ordered_after=planned_after.get(call_id, []),
             )
         )
     decisions = []
@@ -507,8 +647,11 @@ def text_timeline(view: BatchView, width: int = 50) -> str:
     label = max(map(len, ids), default=2)
     lines = []
     for c, shown in zip(view.calls, ids, strict=True):
+        marks = "".join(f", {visible(text, 60)}" for kind, text in c.badges if kind != "uncertain")
+        if c.uncertain:
+            marks += f", {UNCERTAIN}"
         if not c.ran or c.status == "skipped" or c.start_ms is None or c.end_ms is None:
-            lines.append(f"{shown.ljust(label)} |{' ' * width}| {c.status}")
+            lines.append(f"{shown.ljust(label)} |{' ' * width}| {c.status}{marks}")
             continue
         start = min(width - 1, max(0, int(c.start_ms / total * width)))
         end = max(start + 1, round(c.end_ms / total * width))
@@ -518,15 +661,16 @@ def text_timeline(view: BatchView, width: int = 50) -> str:
             tail += f" {c.status}"
         if c.attempts > 1:
             tail += f", {c.attempts} attempts"
-        lines.append(f"{shown.ljust(label)} |{bar.ljust(width)}| {tail}")
+        lines.append(f"{shown.ljust(label)} |{bar.ljust(width)}| {tail}{marks}")
     end_label = f"{total:.0f} ms"
     lines.append(f"{' ' * label}  0 ms{end_label.rjust(width - 4)}")
     return "\n".join(lines)
 
 
 def text_summary(view: BatchView) -> list[str]:
-    """The summary's lines: calls by status, makespan, critical path, one-by-one time,
-    decisions and their fallbacks."""
+    """The summary's lines: calls by status, makespan, critical path, one-by-one time, the
+    calls replayed, cached, merged or uncertain and the resource orderings (when there are
+    any), decisions and their fallbacks."""
     makespan, critical, serial = view.makespan_ms, view.critical_path_ms, view.serial_ms
     counts = ", ".join(f"{view.count(s)} {s}" for s in STATUSES)
     lines = [
@@ -537,6 +681,12 @@ def text_summary(view: BatchView) -> list[str]:
         + f", one by one {ms(serial)} ms"
         + (f" ({serial / makespan:.2f}x speed-up)" if makespan > 0 else ""),
     ]
+    marked = view.marked
+    if marked:
+        lines.append("  " + ", ".join(f"{n} {kind}" for kind, n in marked.items()))
+    if view.resource_edges:
+        n = len(view.resource_edges)
+        lines.append(f"  {n} resource ordering{'' if n == 1 else 's'}")
     fallbacks = sum(1 for d in view.decisions if d.fallback)
     if view.decisions:
         lines.append(f"  {len(view.decisions)} decisions, {fallbacks} by fallback")

@@ -16,7 +16,7 @@ from . import attributes as A
 from ._html import page
 from ._otlp import is_otlp, read_document
 from ._values import a_json_kind, json_kind, to_text
-from ._view import from_spans, text_block
+from ._view import UNCERTAIN, from_spans, text_block
 
 __all__ = [
     "Trace",
@@ -84,6 +84,10 @@ _ATTRIBUTE_KINDS = {
     A.TW_GROUP_INDEX: _INT,
     A.TW_EXECUTION_ORDER: _INT,
     A.TW_DEPENDS_ON: _IDS,
+    A.TW_ORDERED_AFTER: _IDS,
+    A.TW_REPLAYED: _FLAG,
+    A.TW_CACHED: _FLAG,
+    A.TW_DEDUPLICATED_FROM: _TEXT,
     A.TW_STATUS: _TEXT,
     A.TW_ATTEMPTS: _INT,
     A.TW_ERROR_TYPE: _TEXT,
@@ -376,7 +380,9 @@ def _attributes(span: TraceSpan) -> dict[str, Any]:
 
 def format_batches(spans: Iterable[TraceSpan]) -> str:
     """One block per batch span: its plan in brief, then its calls in execution order (status,
-    level, duration, what they waited for) and its decisions. Attribute values of any type are
+    level, duration, what they waited for, the calls they ran after by resource, whether their
+    result was replayed, cached or merged into an identical call's, ``uncertain`` in words)
+    and its decisions. Attribute values of any type are
     shown as bounded text; this never raises on what a trace file held."""
     spans = list(spans)
     # Keyed by trace too: span ids repeat across traces (a copied file, a replayed export).
@@ -418,8 +424,19 @@ def format_batches(spans: Iterable[TraceSpan]) -> str:
             )
             if waits:
                 line += f"  waited for {waits}"
+            after = _ids(ca.get(A.TW_ORDERED_AFTER))
+            if after:
+                line += f"  after {after} (resource)"
+            if ca.get(A.TW_REPLAYED) is True:
+                line += "  replayed"
+            if ca.get(A.TW_CACHED) is True:
+                line += "  cached"
+            if ca.get(A.TW_DEDUPLICATED_FROM) is not None:
+                line += f"  = {_text(ca[A.TW_DEDUPLICATED_FROM])}"
             if status == "skipped":
                 line += f"  ({_text(ca.get(A.TW_SKIP_REASON, ''), 200)})"
+            elif status == "error" and ca.get(A.TW_ERROR_TYPE) == "uncertain":
+                line += f"  ({UNCERTAIN})"
             elif status == "error":
                 line += f"  ({_text(ca.get(A.TW_ERROR_TYPE, 'error'))})"
             lines.append(line)

@@ -667,3 +667,38 @@ def test_run_json_on_a_terminal_is_plain_json(slow: pathlib.Path) -> None:
     assert code == 1, raw
     assert "\x1b" not in raw
     assert [c["status"] for c in json.loads(raw)["calls"]] == ["ok", "ok", "error"]
+
+
+def test_run_with_a_ledger_resumes_the_batch_by_its_id(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "effects.py").write_text(
+        textwrap.dedent(
+            """
+            import pathlib
+            from toolweave import tool
+
+            @tool(writes="outbox")
+            def send(to: str) -> str:
+                with open(pathlib.Path(__file__).with_name("sent.txt"), "a") as f:
+                    f.write(to + "\\n")
+                return "sent"
+            """
+        )
+    )
+    calls = [
+        {"id": "a", "name": "send", "arguments": {"to": "ann"}},
+        {"id": "b", "name": "send", "arguments": {"to": "bob"}},
+    ]
+    (tmp_path / "batch.json").write_text(json.dumps(calls))
+    argv = ["run", str(tmp_path / "batch.json"), "--tools", str(tmp_path / "effects.py")]
+    ledger = ["--ledger", str(tmp_path / "calls.db"), "--batch-id", "order-7"]
+    assert main([*argv, *ledger]) == 0
+    first = capsys.readouterr().out
+    assert "b [send]  after a (shared resource)" in first
+    assert main([*argv, *ledger]) == 0
+    again = capsys.readouterr().out
+    assert again.count("ok (replayed)") == 2
+    assert (tmp_path / "sent.txt").read_text() == "ann\nbob\n"  # nothing sent twice
+    assert main([*argv, "--ledger", str(tmp_path / "calls.db")]) == 2
+    assert "add --batch-id ID" in capsys.readouterr().err

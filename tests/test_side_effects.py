@@ -776,3 +776,31 @@ async def test_spans_link_each_kind_of_edge_and_mark_replays_caches_and_merges(
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+async def test_a_call_skipped_by_middleware_is_not_recorded_and_runs_on_resume(
+    tmp_path: Any,
+) -> None:
+    from toolweave import SkipCall
+
+    tools, effects = ledger_tools()
+    closed = True
+
+    async def maintenance(request: Any, call_next: Callable[..., Any]) -> Any:
+        if closed:
+            raise SkipCall("the mail server is in maintenance; try later")
+        return await call_next(request)
+
+    calls = [ToolCall("1", "send_email", {"to": "ann"})]
+    async with SQLiteLedger(tmp_path / "calls.db") as ledger:
+        o = Orchestrator(tools, ledger=ledger, middleware=[maintenance])
+        first = await o.run(calls, batch_id="b")
+        assert await ledger.records("b") == {}
+        closed = False
+        second = await o.run(calls, batch_id="b")
+        third = await o.run(calls, batch_id="b")
+    assert first.results[0].status == "skipped"
+    assert second.results[0].ok
+    assert not second.results[0].replayed
+    assert third.results[0].replayed
+    assert effects == ["email:ann"]
