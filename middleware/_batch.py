@@ -97,6 +97,8 @@ class Batch:
         self.tracing = tracing
         self.goal = goal
         self.metadata = read_only(metadata)
+        self.named = batch_id is not None
+        """Whether the caller named the batch (only such a batch is recorded in a ledger)."""
         self.batch_id = f"{_PROCESS}{next(_batches):x}" if batch_id is None else batch_id
         self.started_at = time.time()
         self.trace: BatchTrace | None = None
@@ -118,6 +120,7 @@ class Batch:
             metadata=self.metadata,
             batch_id=self.batch_id,
             observers=self.observers,
+            named=self.named,
         )
         return self.run
 

@@ -465,6 +465,11 @@ class CallLedger(abc.ABC):
             raise UsageError(f"records() needs batch_id as a str, got {type(batch_id).__name__}")
         return await self._run(functools.partial(self._records, batch_id))
 
+    @property
+    def closed(self) -> bool:
+        """True once ``aclose()`` or ``close()`` was called."""
+        return self._closed
+
     async def __aenter__(self) -> Self:
         return self
 

@@ -14,9 +14,9 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from toolweave.telemetry._values import safe_type_name, to_jsonable
+from toolweave.telemetry._values import safe_str, safe_type_name, to_jsonable
 
-from ._cache import Cache, CacheError
+from ._cache import Cache, CacheError, CacheHit
 from ._durable import CallLedger, Claim, LedgerError, LedgerRecord
 from ._errors import (
     CallError,
@@ -24,6 +24,7 @@ from ._errors import (
     LedgerConflictError,
     RecordedError,
     UncertainCallError,
+    UsageError,
 )
 from ._hooks import CallRequest
 from ._outcome import Outcome
@@ -41,6 +42,7 @@ _flights: weakref.WeakKeyDictionary[
     asyncio.AbstractEventLoop, dict[tuple[int, str], asyncio.Future[Any]]
 ] = weakref.WeakKeyDictionary()
 _FAILED: Any = object()
+_NO_LIMIT = 1 << 62  # a replay gives back the whole output, not a preview
 
 
 class Effects:
@@ -68,7 +70,7 @@ class Effects:
         signature = same_call(tool.name, request.arguments)
         try:
             claim = await ledger.claim(self._batch_id, call.id, signature)
-        except LedgerError as exc:
+        except (LedgerError, UsageError) as exc:  # UsageError: closed while the batch ran
             return self._failed(index, request, _ledger_failed(request, exc), started, order)
         if claim.state == "finished":
             assert claim.record is not None
@@ -118,8 +120,15 @@ class Effects:
         key = f"{request.tool.name}:{same_call(request.tool.name, request.arguments)}"
         try:
             hit = await cache.get(key)
-        except CacheError as exc:
-            logger.warning("toolweave: cache lookup failed, running the call: %s", exc)
+        except Exception as exc:  # a cache is an optimisation: never a reason to fail a call
+            logger.warning("toolweave: cache lookup failed, running the call: %s", _said(exc))
+            hit = None
+        if hit is not None and not isinstance(hit, CacheHit):
+            logger.warning(
+                "toolweave: %s.get() returned %s, not a CacheHit; running the call",
+                safe_type_name(cache),
+                safe_type_name(hit),
+            )
             hit = None
         if hit is not None:
             return Outcome(
@@ -147,8 +156,8 @@ class Effects:
         if outcome.status == "ok":
             try:
                 await cache.set(key, outcome.output, ttl)
-            except CacheError as exc:
-                logger.warning("toolweave: storing a result in the cache failed: %s", exc)
+            except Exception as exc:
+                logger.warning("toolweave: storing a result in the cache failed: %s", _said(exc))
         return outcome
 
     def _replayed(
@@ -182,7 +191,9 @@ class Effects:
         error = outcome.error
         record = LedgerRecord(
             status=outcome.status,
-            output=to_jsonable(outcome.output) if outcome.status == "ok" else None,
+            output=(
+                to_jsonable(outcome.output, max_items=_NO_LIMIT) if outcome.status == "ok" else None
+            ),
             error=str(error) if error is not None else (outcome.reason or None),
             error_type=(
                 error.error_type
@@ -193,8 +204,10 @@ class Effects:
         )
         try:
             await asyncio.shield(ledger.finish(claim, record))
-        except LedgerError as exc:
-            logger.warning("toolweave: recording a call's result in the ledger failed: %s", exc)
+        except Exception as exc:
+            logger.warning(
+                "toolweave: recording a call's result in the ledger failed: %s", _said(exc)
+            )
 
     @staticmethod
     async def _let_go(ledger: CallLedger, claim: Claim, *, forget: bool) -> None:
@@ -203,12 +216,20 @@ class Effects:
                 await ledger.release(claim)
             else:
                 await ledger.abandon(claim)
-        except LedgerError as exc:
-            logger.warning("toolweave: the ledger could not let go of a call: %s", exc)
+        except Exception as exc:
+            logger.warning("toolweave: the ledger could not let go of a call: %s", _said(exc))
 
 
-def _ledger_failed(request: CallRequest, exc: LedgerError) -> LedgerCallError:
-    logger.warning("toolweave: the call ledger failed (%s): %s", safe_type_name(exc), exc)
+def _said(exc: BaseException) -> str:
+    """What a cache or ledger failure says: its own message for ours (they name the backend,
+    never a key or a value), only its type for anything else."""
+    if isinstance(exc, CacheError | LedgerError):
+        return safe_str(exc)
+    return safe_type_name(exc)
+
+
+def _ledger_failed(request: CallRequest, exc: Exception) -> LedgerCallError:
+    logger.warning("toolweave: the call ledger failed: %s", _said(exc))
     return LedgerCallError(
         "the call ledger could not be reached, so the call was not run (it would not be "
         "recorded, and could run twice on a resume). Try again later.",

@@ -238,6 +238,10 @@ class Orchestrator:
     def _check_open(self) -> None:
         if self._closed:
             raise UsageError("this Orchestrator was closed; create a new one to run more batches")
+        if self.ledger is not None and self.ledger.closed:
+            raise UsageError(
+                "this Orchestrator's ledger was closed; give it an open one (or ledger=None)"
+            )
 
     def _options(self) -> RunOptions:
         """This orchestrator's settings, as one batch runs with them (made again only when a

@@ -199,6 +199,7 @@ class ResourceGate:
         self.keys: list[Keys | None] = [static_keys(p) for p in prepared]
         self._rank: list[int | None] = list(ranks([p.deps for p in prepared]))
         self._unranked: set[int] = set()
+        self._parked: set[int] = set()
         self._index()
 
     @property
@@ -276,6 +277,27 @@ class ResourceGate:
             for k in keys.reads
         )
 
+    def mergeable(self, first: int, later: int) -> bool:
+        """Whether call ``later`` may take the result of the identical call ``first``: it is
+        ranked before ``later``, and no call ranked between them conflicts with ``later``
+        (or might: keys not known yet)."""
+        low, high = self._rank[first], self._rank[later]
+        if low is None or high is None or low >= high:
+            return False
+        keys = self.keys[later]
+        if keys is None:
+            return True
+        if keys is UNKNOWN:
+            return False
+        items = self._keyed.items
+        start = bisect.bisect_right(items, (low, len(self.keys)))
+        end = bisect.bisect_left(items, (high, -1))
+        for _, j in items[start:end]:
+            other = self.keys[j]
+            if other is UNKNOWN or (other is not None and conflict(keys, other)):
+                return False
+        return True
+
     def after(self, i: int) -> list[int]:
         """The calls ``i`` is ordered after by resource, nearest first: for each key it writes,
         the readers since the last writer and that writer; for each key it reads, the last
@@ -321,7 +343,12 @@ class ResourceGate:
     def add(self, p: Prepared, *, parked: bool) -> None:
         """A streamed call arrived. It is ranked at once when its place is certain: it refers
         to no call still to come, nor depends on one that does."""
-        keys = static_keys(p)
+        tool = p.tool
+        if parked and tool is not None and tool.declares_resources:
+            keys = UNKNOWN  # it names a call still to come: known once the stream closed
+            self._parked.add(p.index)
+        else:
+            keys = static_keys(p)
         self.keys.append(keys)
         clean = not parked and all(self._rank[d] is not None for d in p.deps if d < len(self._rank))
         self._rank.append(len(self._rank) if clean else None)
@@ -330,6 +357,10 @@ class ResourceGate:
 
     def close(self, whole: list[Prepared]) -> None:
         """The stream closed: rank every call against the whole batch."""
+        for i in self._parked:
+            if self.keys[i] is UNKNOWN:  # planned against the whole batch now
+                self.keys[i] = static_keys(whole[i])
+        self._parked = set()
         if not self._unranked and all(r is not None for r in self._rank):
             return
         self._rank = list(ranks([p.deps for p in whole]))

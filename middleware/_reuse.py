@@ -4,8 +4,10 @@ ledger hashes it to notice a resumed batch whose arguments changed."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel
@@ -35,14 +37,28 @@ def same_call(tool_name: str, arguments: Any) -> str:
     return digest.hexdigest()
 
 
+def _canonical(value: Any) -> str:
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_plain
+    )
+
+
 def _plain(value: Any) -> Any:
-    """Validated arguments may hold what pydantic made of the JSON (a model, a datetime)."""
+    """Validated arguments may hold what pydantic made of the JSON (a model, a set, a
+    datetime): each as data whose JSON is the same in every process (sets sorted, so the
+    hash seed of the process does not matter)."""
     if isinstance(value, BaseModel):
-        return {"~model": type(value).__qualname__, "fields": value.model_dump(mode="json")}
+        fields = {name: getattr(value, name) for name in type(value).model_fields}
+        return {"~model": type(value).__qualname__, "fields": fields}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        return {"~dataclass": type(value).__qualname__, "fields": fields}
     if isinstance(value, set | frozenset):
-        return {"~set": sorted(map(repr, value))}
+        return {"~set": sorted(map(_canonical, value))}
     if isinstance(value, tuple):
         return list(value)
     if isinstance(value, bytes):
         return {"~bytes": value.hex()}
-    return {"~" + safe_type_name(value): repr(value)}
+    if isinstance(value, Mapping):
+        return {"~mapping": sorted([_canonical(k), _canonical(v)] for k, v in value.items())}
+    return {"~" + safe_type_name(value): str(value)}

@@ -23,7 +23,7 @@ from ._decision_points import Asking, Decided, DecisionPoints, Overdue, Trigger
 from ._decisions import DecideOn, DecisionGate
 from ._durable import CallLedger
 from ._effects import Effects
-from ._errors import CallError
+from ._errors import CallError, RecordedError
 from ._hooks import Middleware
 from ._models import CallResult, DecisionRecord
 from ._observe import Observers
@@ -108,6 +108,7 @@ class BatchRun:
         metadata: Mapping[str, Any],
         batch_id: str,
         observers: Observers,
+        named: bool = False,
     ) -> None:
         self.opened = asyncio.Event() if open else None
         """For a streamed batch: set once the run takes calls through ``add()``."""
@@ -132,8 +133,12 @@ class BatchRun:
             report=self._inbox.put,
             effects=(
                 None
-                if options.cache is None and options.ledger is None
-                else Effects(cache=options.cache, ledger=options.ledger, batch_id=batch_id)
+                if options.cache is None and (options.ledger is None or not named)
+                else Effects(
+                    cache=options.cache,
+                    ledger=options.ledger if named else None,  # only a named batch resumes
+                    batch_id=batch_id,
+                )
             ),
         )
         self._points = (
@@ -323,12 +328,20 @@ class BatchRun:
         for the resources it shares with earlier calls, or waits for a slot, or starts."""
         p = self.prepared[i]
         tool = p.tool
+        gate = self._gate
         if tool is not None and tool.idempotent:
             signature = same_call(tool.name, arguments)
-            first = self._runs.setdefault(signature, i)
-            if first != i and self._follow(i, first):
+            first = self._runs.get(signature)
+            # With resources, a call only follows one ranked before it with no conflicting
+            # call between them: a write between two reads makes them different reads, and
+            # following a later call could wait on a call that waits on this one.
+            if (
+                first is not None
+                and (gate is None or gate.mergeable(first, i))
+                and self._follow(i, first)
+            ):
                 return
-        gate = self._gate
+            self._runs[signature] = i  # the nearest one that runs, for those that follow
         if gate is not None and gate.blocked(i):
             self._blocked.append((i, arguments))
         elif self._limit is None:
@@ -369,6 +382,15 @@ class BatchRun:
     ) -> None:
         p = self.prepared[i]
         source = self.prepared[first].call.id
+        if error is not None:  # worded for this call, the original's error as its cause
+            cause = error
+            error = RecordedError(
+                f"call '{p.call.id}' ({p.call.name}): {cause.detail}",
+                cause.error_type,
+                call_id=p.call.id,
+                tool_name=p.call.name,
+            )
+            error.__cause__ = cause
         if status == "ok":
             self._scheduler.succeeded(i)
             o = Outcome(i, "ok", None, None, None, 0, output, deduplicated_from=source)
@@ -523,7 +545,10 @@ class BatchRun:
         if self._gate is not None:
             self._gate.add(p, parked=parked)
         if self.stopped is not None:  # a decider stopped the batch: nothing new starts
-            self._record_stopped(self._scheduler.skip([i]))
+            if self._scheduler.state[i] == "skipped":  # behind a call the stop skipped
+                self._record_stopped([i])
+            else:
+                self._record_stopped(self._scheduler.skip([i]))
         elif parked:
             pass
         elif self._scheduler.state[i] == "skipped":  # behind a call that already failed

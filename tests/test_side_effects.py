@@ -804,3 +804,154 @@ async def test_a_call_skipped_by_middleware_is_not_recorded_and_runs_on_resume(
     assert not second.results[0].replayed
     assert third.results[0].replayed
     assert effects == ["email:ann"]
+
+
+async def test_identical_calls_are_not_merged_across_a_write_between_them() -> None:
+    state = {"a.txt": "old"}
+    runs: list[str] = []
+
+    @tool(idempotent=True, reads=lambda a: a["path"])
+    async def read(path: str) -> str:
+        runs.append("read")
+        await asyncio.sleep(0.01)
+        return state[path]
+
+    @tool(writes=lambda a: a["path"])
+    async def write(path: str, text: str) -> None:
+        await asyncio.sleep(0.01)
+        state[path] = text
+
+    result = await asyncio.wait_for(
+        Orchestrator([read, write]).run(
+            [
+                ToolCall("r1", "read", {"path": "a.txt"}),
+                ToolCall("w", "write", {"path": "a.txt", "text": "new"}),
+                ToolCall("r2", "read", {"path": "a.txt"}),
+                ToolCall("r3", "read", {"path": "a.txt"}),  # merges into r2: nothing between
+            ]
+        ),
+        30,
+    )
+    assert [r.output for r in result.results] == ["old", None, "new", "new"]
+    assert result.get("r2").deduplicated_from is None
+    assert result.get("r3").deduplicated_from == "r2"
+    assert runs == ["read", "read"]
+
+
+async def test_a_later_identical_call_never_makes_an_earlier_one_wait_for_it() -> None:
+    @tool
+    async def slow() -> dict[str, str]:
+        await asyncio.sleep(0.05)
+        return {"v": "1"}
+
+    @tool(idempotent=True, writes="k")
+    async def put(v: str) -> str:
+        return v
+
+    calls = [
+        ToolCall("s", "slow", {}),
+        ToolCall("a", "put", {"v": "${s.v}"}),  # bound late: the next one is admitted first
+        ToolCall("b", "put", {"v": "1"}),
+    ]
+    result = await asyncio.wait_for(Orchestrator([slow, put]).run(calls), 30)
+    assert result.ok
+    assert [r.deduplicated_from for r in result.results] == [None, None, None]
+
+
+async def test_a_merged_call_s_error_names_that_call() -> None:
+    tools, _ = counting_tools()
+    result = await Orchestrator(tools).run(
+        [ToolCall("a", "search", {"q": "boom"}), ToolCall("b", "search", {"q": "boom"})]
+    )
+    error = result.get("b").error or ""
+    assert error.startswith("call 'b' (search): ")
+    assert "search backend down" in error
+    assert result.get("b").error_type == "tool_error"
+
+
+async def test_a_streamed_call_naming_a_later_one_keeps_its_resource_keys() -> None:
+    t = Timeline()
+
+    @tool
+    async def pick() -> dict[str, str]:
+        return {"path": "f"}
+
+    o = Orchestrator([*keyed_tools(t), pick])
+    async with o.stream() as batch:
+        batch.add(ToolCall("w", "write", {"id": "w", "path": "f"}))
+        batch.add(ToolCall("r", "read", {"id": "r", "path": "${p.path}"}))  # p comes later
+        batch.add(ToolCall("p", "pick", {}))
+    assert batch.result.ok
+    assert t.before("w", "r")
+
+
+async def test_a_cache_that_breaks_in_any_way_is_a_miss(caplog: pytest.LogCaptureFixture) -> None:
+    from toolweave import Cache
+
+    class Broken(Cache):
+        async def get(self, key: str) -> Any:
+            raise RuntimeError(f"boom {key}")
+
+        async def set(self, key: str, value: Any, ttl: float) -> bool:
+            raise RuntimeError("boom")
+
+        async def aclose(self) -> None: ...
+
+        def close(self) -> None: ...
+
+    class Odd(Broken):
+        async def get(self, key: str) -> Any:
+            return "not a hit"
+
+    runs = []
+
+    @tool(idempotent=True, cache_ttl=60)
+    async def price(sku: str) -> str:
+        runs.append(sku)
+        return sku
+
+    for cache in (Broken(), Odd()):
+        with caplog.at_level(logging.WARNING, logger="toolweave"):
+            result = await Orchestrator([price], cache=cache).run(
+                [ToolCall("1", "price", {"sku": "a"})]
+            )
+        assert result.ok
+    assert runs == ["a", "a"]
+    assert all("boom" not in r.getMessage() for r in caplog.records)  # the key stays out
+
+
+async def test_only_named_batches_are_recorded_and_a_closed_ledger_is_refused(
+    tmp_path: Any,
+) -> None:
+    tools, _ = ledger_tools()
+    ledger = SQLiteLedger(tmp_path / "calls.db")
+    o = Orchestrator(tools, ledger=ledger)
+    result = await o.run([ToolCall("1", "lookup", {"id": 1})])
+    assert result.ok
+    assert await ledger.records(result.batch_id) == {}
+    await ledger.aclose()
+    with pytest.raises(UsageError, match="ledger was closed"):
+        await o.run([ToolCall("1", "lookup", {"id": 1})], batch_id="b")
+
+
+def test_arguments_holding_sets_hash_the_same_in_every_process() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "from pydantic import BaseModel\n"
+        "from toolweave._reuse import same_call\n"
+        "class F(BaseModel):\n    tags: set[str]\n"
+        "print(same_call('t', {'f': F(tags={'a','b','c','d','e'}), 's': {'x','y','z'}}))\n"
+    )
+    seen = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={"PYTHONHASHSEED": str(seed), "PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in (1, 2, 3, 4)
+    }
+    assert len(seen) == 1

@@ -137,3 +137,29 @@ def test_an_error_inside_the_block_cancels_the_batch_and_leaves_no_task() -> Non
         return asyncio.all_tasks() - {asyncio.current_task()}  # type: ignore[operator]
 
     assert asyncio.run(main()) == set()
+
+
+def test_a_call_arriving_after_a_stop_behind_a_stopped_call_gets_its_result() -> None:
+    """A streamed call whose dependency the decider's stop already skipped is skipped as it
+    arrives, and still gets its one result (it used to end without one)."""
+    from toolweave import Decision
+
+    @tool
+    async def step(n: int) -> int:
+        return n
+
+    def stop(context: Any) -> Decision:
+        return Decision(action="stop", reason="enough")
+
+    async def main() -> BatchResult:
+        o = Orchestrator([step], decider=stop)
+        async with o.stream() as batch:
+            batch.add(ToolCall("a", "step", {"n": 1}))
+            batch.add(ToolCall("b", "step", {"n": "${a}"}))  # the decider stops here
+            await asyncio.sleep(0.05)
+            batch.add(ToolCall("c", "step", {"n": 3}, depends_on=["b"]))
+        return batch.result
+
+    result = asyncio.run(main())
+    assert [r.status for r in result.results] == ["ok", "skipped", "skipped"]
+    assert result.get("c").error_type == "stopped_by_decider"
