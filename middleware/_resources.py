@@ -174,18 +174,22 @@ class _Line:
         self.cursor = 0
 
     def insert(self, rank: int, index: int) -> None:
-        at = bisect.bisect_left(self.items, (rank, index))
-        self.items.insert(at, (rank, index))
+        items, item = self.items, (rank, index)
+        if not items or items[-1] < item:  # calls are mostly placed in rank order
+            items.append(item)
+            return
+        at = bisect.bisect_left(items, item)
+        items.insert(at, item)
         if at < self.cursor:
             self.cursor = at
 
-    def first(self, gone: Callable[[int], bool]) -> int | None:
-        """The lowest rank among the calls that still count."""
+    def first(self, gone: Callable[[int], bool]) -> tuple[int, int] | None:
+        """The lowest-ranked call that still counts, as (rank, index)."""
         items, at = self.items, self.cursor
         while at < len(items) and gone(items[at][1]):
             at += 1
         self.cursor = at
-        return items[at][0] if at < len(items) else None
+        return items[at] if at < len(items) else None
 
 
 class ResourceGate:
@@ -213,6 +217,7 @@ class ResourceGate:
         self._every = _Line()
         self._unknown = _Line()
         self._keyed = _Line()
+        self._heavy = _Line()
         for i, keys in enumerate(self.keys):
             if keys is not None:
                 self._place(i, keys)
@@ -228,6 +233,9 @@ class ResourceGate:
             return
         if keys.every:
             self._every.insert(rank, i)
+        if _heavy(keys):  # checked against call by call, with set operations
+            self._heavy.insert(rank, i)
+            return
         for k in keys.writes:
             self._line(self._writers, k).insert(rank, i)
         for k in keys.reads | keys.writes:
@@ -251,9 +259,15 @@ class ResourceGate:
     def blocked(self, i: int) -> bool:
         """Whether call ``i`` (bound, its keys known) must wait for an earlier conflicting
         call to end."""
+        return self.blocker(i) is not None
+
+    def blocker(self, i: int) -> int | None:
+        """A call that keeps call ``i`` (bound, its keys known) from starting: ranked before
+        it, not ended, and conflicting with it (or perhaps: keys not known yet); None when
+        ``i`` may start."""
         keys = self.keys[i]
         if keys is None:
-            return False
+            return None
         final = self._final
         rank = self._rank[i]
         assert rank is not None
@@ -262,20 +276,65 @@ class ResourceGate:
             if not final(j) and j != i:
                 other = self.keys[j]
                 if other is UNKNOWN or (other is not None and conflict(keys, other)):
-                    return True
-        if _before(self._every.first(final), rank):
-            return True
-        if _before(self._unknown.first(lambda j: final(j) or self.keys[j] is not UNKNOWN), rank):
-            return True
-        if keys.every and _before(self._keyed.first(final), rank):
-            return True
+                    return j
+        lines = [self._every, self._unknown] if not keys.every else [self._keyed]
+        for line in lines:
+            gone = final if line is not self._unknown else self._settled
+            found = line.first(gone)
+            if found is not None and found[0] < rank:
+                return found[1]
+        if keys.every:
+            return None
+        if _heavy(keys):
+            return self._scan(self._keyed, i, rank)
         for k in keys.writes:
-            if _before(self._users[k].first(final), rank):
-                return True
-        return any(
-            (line := self._writers.get(k)) is not None and _before(line.first(final), rank)
-            for k in keys.reads
-        )
+            found = self._users[k].first(final)
+            if found is not None and found[0] < rank:
+                return found[1]
+        for k in keys.reads:
+            writers = self._writers.get(k)
+            found = None if writers is None else writers.first(final)
+            if found is not None and found[0] < rank:
+                return found[1]
+        return self._scan(self._heavy, i, rank) if self._heavy.items else None
+
+    def _scan(self, line: _Line, i: int, rank: int) -> int | None:
+        """The first call of ``line`` ranked below ``rank``, not ended, conflicting with
+        ``i``: one set operation per call rather than one lookup per key."""
+        if line.first(self._final) is None:
+            return None
+        keys = self.keys[i]
+        assert isinstance(keys, Keys)
+        final = self._final
+        items = line.items
+        for k in range(line.cursor, len(items)):
+            r, j = items[k]
+            if r >= rank:
+                break
+            other = self.keys[j]
+            if final(j) or other is None:
+                continue
+            if other is UNKNOWN or conflict(keys, other):
+                return j
+        return None
+
+    def _settled(self, j: int) -> bool:
+        """Whether an entry of the unknown-keys line no longer counts."""
+        return self._final(j) or self.keys[j] is not UNKNOWN
+
+    def conflicting(self, a: int, b: int) -> bool:
+        """Whether calls ``a`` and ``b`` conflict as far as is known (unknown keys might)."""
+        ka, kb = self.keys[a], self.keys[b]
+        if ka is None or kb is None:
+            return False
+        if ka is UNKNOWN or kb is UNKNOWN:
+            return True
+        return conflict(ka, kb)
+
+    def rank(self, i: int) -> int:
+        """Call ``i``'s rank (calls not ranked yet, in an open stream, come last)."""
+        rank = self._rank[i]
+        return len(self._rank) + i if rank is None else rank
 
     def mergeable(self, first: int, later: int) -> bool:
         """Whether call ``later`` may take the result of the identical call ``first``: it is
@@ -307,6 +366,9 @@ class ResourceGate:
         if keys is None or keys is UNKNOWN or rank is None:
             return []
         found: dict[int, None] = {}
+        below = bisect.bisect_left(self._keyed.items, (rank, -1))
+        if not keys.every and (self._heavy.items or len(keys.reads) + len(keys.writes) > below):
+            return self._after_by_calls(keys, below)  # many keys, few calls before it
         if keys.every:
             for _r, j in _before_rank(self._keyed, rank):
                 other = self.keys[j]
@@ -331,6 +393,39 @@ class ResourceGate:
                 break
         ordered = sorted(found, key=lambda j: -(self._rank[j] or 0))
         return ordered[:_LINKS]
+
+    def _after_by_calls(self, keys: Keys, below: int) -> list[int]:
+        """``after()`` found by walking the keyed calls ranked below, nearest first, with set
+        operations: for a call with more keys than there are calls before it."""
+        writes = set(keys.writes)  # keys still collecting readers, until their last writer
+        reads = set(keys.reads - keys.writes)  # keys still looking for their last writer
+        every = True  # still looking for the last call whose key function failed
+        found: list[int] = []
+        items = self._keyed.items
+        for k in range(below - 1, -1, -1):
+            j = items[k][1]
+            other = self.keys[j]
+            if other is None or other is UNKNOWN:
+                continue
+            if other.every:
+                if every:
+                    found.append(j)
+                    every = False
+                continue
+            hit = False
+            if writes and not (writes.isdisjoint(other.writes) and writes.isdisjoint(other.reads)):
+                hit = True
+                writes -= other.writes
+            if reads and not reads.isdisjoint(other.writes):
+                hit = True
+                reads -= other.writes
+            if hit:
+                found.append(j)
+                if len(found) >= _LINKS:
+                    break
+            if not writes and not reads and not every:
+                break
+        return found
 
     def _keys_of(self, j: int) -> Keys:
         keys = self.keys[j]
@@ -368,8 +463,13 @@ class ResourceGate:
         self._index()
 
 
-def _before(first: int | None, rank: int) -> bool:
-    return first is not None and first < rank
+_HEAVY = 64
+"""A call with more keys than this is not indexed key by key (a model sending 10,000 paths
+would cost 10,000 entries per call): calls are compared with it one set operation each."""
+
+
+def _heavy(keys: Keys) -> bool:
+    return len(keys.reads) + len(keys.writes) > _HEAVY
 
 
 def _before_rank(line: _Line, rank: int) -> Iterable[tuple[int, int]]:

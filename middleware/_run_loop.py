@@ -163,7 +163,12 @@ class BatchRun:
             if options.resources and not options.serial
             else None
         )
-        self._blocked: list[tuple[int, dict[str, Any]]] = []  # bound, waiting for a resource
+        # Bound calls waiting for a resource, each under the call it waits for: when that one
+        # ends (or its keys become known), only its waiters are looked at again.
+        self._blocked: dict[int, dict[str, Any]] = {}
+        self._waiters: dict[int, list[int]] = {}
+        self._woken: list[int] = []  # calls whose waiters to look at: keys became known
+        self._seen_ended = 0  # how much of the scheduler's `ended` was looked at
         self._runs: dict[str, int] = {}  # an idempotent call's signature -> the call that runs
         self._followers: dict[int, list[int]] = {}  # that call -> identical calls waiting on it
         self._limit = options.max_concurrency
@@ -321,6 +326,8 @@ class BatchRun:
         if gate.keys[p.index] is UNKNOWN:
             assert p.tool is not None
             gate.known(p.index, call_keys(p.tool, arguments, p.call.id))
+            if p.index in self._waiters:
+                self._woken.append(p.index)
         return arguments
 
     def _admit(self, i: int, arguments: dict[str, Any]) -> None:
@@ -342,28 +349,53 @@ class BatchRun:
             ):
                 return
             self._runs[signature] = i  # the nearest one that runs, for those that follow
-        if gate is not None and gate.blocked(i):
-            self._blocked.append((i, arguments))
+        blocker = None if gate is None else gate.blocker(i)
+        if blocker is not None:
+            self._blocked[i] = arguments
+            self._waiters.setdefault(blocker, []).append(i)
         elif self._limit is None:
             self._start(i, arguments)
         else:
             self._startable.append((i, arguments))
 
     def _unblock(self) -> None:
-        """Start (or queue) the calls whose resources were freed, in batch order."""
+        """Look again at the calls held back by calls that ended (or whose keys became
+        known) since the last look, in rank order; start those now free."""
         gate = self._gate
         assert gate is not None
-        still = []
-        for i, arguments in self._blocked:
+        ended = self._scheduler.ended
+        events = [*ended[self._seen_ended :], *self._woken]
+        self._seen_ended = len(ended)
+        self._woken = []
+        waiters = self._waiters
+        woken = [i for b in events if b in waiters for i in waiters.pop(b)]
+        if not woken:
+            return
+        woken.sort(key=gate.rank)
+        previous = None
+        for i in woken:
+            arguments = self._blocked.pop(i)
             if self._final(i):
                 continue
-            if gate.blocked(i):
-                still.append((i, arguments))
+            # The call looked at just before is ranked lower and has not ended: if the two
+            # conflict, this one waits for it (a chain of writers wakes one call per end).
+            if previous is not None and gate.conflicting(previous, i):
+                blocker: int | None = previous
+            else:
+                blocker = gate.blocker(i)
+            previous = i
+            if blocker is not None:
+                self._blocked[i] = arguments
+                waiters.setdefault(blocker, []).append(i)
             elif self._limit is None:
                 self._start(i, arguments)
             else:
                 self._startable.append((i, arguments))
-        self._blocked = still
+
+    def _wake_all(self) -> None:
+        """Ranks changed (a stream closed): every held call is looked at again."""
+        for b in list(self._waiters):
+            self._woken.append(b)
 
     def _follow(self, i: int, first: int) -> bool:
         """Call ``i`` is identical to ``first``: take its result, now or when it ends. False
@@ -529,9 +561,10 @@ class BatchRun:
             for d in list(self._points.open):
                 self._points.settle(d, self._points.not_needed(d, self.stopped))
         # Calls bound but not started (waiting for a resource or a slot) are stopped too.
-        waiting = [i for i, _ in (*self._blocked, *self._startable) if not self._final(i)]
+        waiting = [i for i in (*self._blocked, *(i for i, _ in self._startable))]
+        waiting = [i for i in waiting if not self._final(i)]
         waiting += [f for i in waiting for f in self._followers.pop(i, ())]
-        self._blocked, self._startable = [], deque()
+        self._blocked, self._waiters, self._startable = {}, {}, deque()
         self._scheduler.hold(waiting)
         self._record_stopped(self._scheduler.stop())
 
@@ -569,6 +602,7 @@ class BatchRun:
                 self.prepared[i] = whole[i]
         if self._gate is not None:
             self._gate.close(self.prepared)
+            self._wake_all()
         if doomed:
             self._fail_unstarted([whole[i] for i in doomed])
         for i in parked:

@@ -46,6 +46,8 @@ class Scheduler:
         self._next = 0  # serial mode: the first index not yet handed out or final
         self._running = 0
         self._open = n
+        self.ended: list[int] = []
+        """Every call in the order it reached a final state (read from a cursor)."""
         self.clock = 0
         """Counts the moments calls left the not-started states; see ``waiting_descendants``."""
         self._left_at: list[int | None] = [None] * n
@@ -206,6 +208,7 @@ class Scheduler:
         self.state[i] = state
         self._leave(i)
         self._open -= 1
+        self.ended.append(i)
 
     def _skip_descendants(self, root: int, cause: int) -> list[int]:
         skipped: list[int] = []

@@ -333,10 +333,20 @@ def _conflicting(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(_CALL, min_size=1, max_size=8))
+@given(st.lists(_CALL, min_size=1, max_size=8), st.sampled_from([64, 0]))
 def test_property_conflicting_calls_never_overlap_and_keep_batch_order(
-    spec: list[tuple[frozenset[str], frozenset[str], int]],
+    spec: list[tuple[frozenset[str], frozenset[str], int]], heavy: int
 ) -> None:
+    from toolweave import _resources
+
+    saved, _resources._HEAVY = _resources._HEAVY, heavy
+    try:
+        _check_run(spec)
+    finally:
+        _resources._HEAVY = saved
+
+
+def _check_run(spec: list[tuple[frozenset[str], frozenset[str], int]]) -> None:
     t = Timeline()
 
     @tool(reads=lambda a: a["reads"], writes=lambda a: a["writes"])
@@ -377,7 +387,21 @@ def test_property_conflicting_calls_never_overlap_and_keep_batch_order(
 def test_property_a_call_waits_exactly_when_an_unfinished_earlier_call_conflicts(
     keys: list[tuple[frozenset[str], frozenset[str]]], data: st.DataObject
 ) -> None:
+    from toolweave import _resources
     from toolweave._planner import plan_batch
+
+    # Calls with many keys are compared call by call instead of key by key: both ways.
+    heavy = data.draw(st.sampled_from([_resources._HEAVY, 0, 1]))
+    saved, _resources._HEAVY = _resources._HEAVY, heavy
+    try:
+        _check_gate(keys, data, plan_batch)
+    finally:
+        _resources._HEAVY = saved
+
+
+def _check_gate(
+    keys: list[tuple[frozenset[str], frozenset[str]]], data: st.DataObject, plan_batch: Any
+) -> None:
 
     @tool(reads=lambda a: a["r"], writes=lambda a: a["w"])
     def op(r: list[str], w: list[str]) -> None: ...
