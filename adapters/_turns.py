@@ -33,7 +33,7 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.errors import GraphBubbleUp, GraphInterrupt
 from langgraph.types import Command
 
-from toolweave import BatchResult, CallRequest, Orchestrator, SkipCall, ToolCall
+from toolweave import BatchResult, CallContext, CallRequest, Orchestrator, SkipCall, ToolCall
 from toolweave.telemetry._values import to_text
 
 from ._calls import usable_id
@@ -56,6 +56,30 @@ Outcome = Any
 """What ToolNode makes of one call: a ``ToolMessage``, a ``Command``, or a list of them."""
 
 _TURN: contextvars.ContextVar[Turn] = contextvars.ContextVar("toolweave_langgraph_turn")
+current_context: contextvars.ContextVar[CallContext | None] = contextvars.ContextVar(
+    "toolweave_langgraph_call_context", default=None
+)
+"""The toolweave call a LangGraph tool runs for, in the task or thread that runs it: a
+toolweave tool declaring a ``CallContext`` parameter gets it from here."""
+
+
+def _in_context(context: CallContext | None, awaitable: Awaitable[Any]) -> asyncio.Future[Any]:
+    """``awaitable`` as a task that sees ``context`` as the current call."""
+    if context is None or not asyncio.iscoroutine(awaitable):
+        return asyncio.ensure_future(awaitable)
+    copied = contextvars.copy_context()
+    copied.run(current_context.set, context)
+    return asyncio.get_running_loop().create_task(awaitable, context=copied)
+
+
+@contextlib.contextmanager
+def _current(context: CallContext | None) -> Iterator[None]:
+    token = current_context.set(context)
+    try:
+        yield
+    finally:
+        current_context.reset(token)
+
 
 _INTERRUPT = "__interrupt__"
 """The channel of LangGraph's interrupt writes in a checkpoint (private in LangGraph 1.x)."""
@@ -212,6 +236,7 @@ class _Go:
 
     arguments: dict[str, Any]
     report: _Slot
+    context: CallContext | None = None
 
 
 @dataclass
@@ -354,7 +379,7 @@ class Turn:
         while True:
             item = await member.mailbox.aget()
             if isinstance(item, _Go):
-                job = asyncio.ensure_future(run(self._with_arguments(member, item.arguments)))
+                job = _in_context(item.context, run(self._with_arguments(member, item.arguments)))
                 try:
                     last, failure = await self._watch(member, job, item.report)
                 except asyncio.CancelledError:
@@ -390,10 +415,12 @@ class Turn:
                 if item.report.done():  # the batch gave up on it (a timeout) before it began
                     continue
                 if arun is not None:
-                    last, failure = asyncio.run(self._run_watched(member, arun, item))
+                    with _current(item.context):
+                        last, failure = asyncio.run(self._run_watched(member, arun, item))
                     continue
                 try:
-                    last = run(self._with_arguments(member, item.arguments))
+                    with _current(item.context):
+                        last = run(self._with_arguments(member, item.arguments))
                     failure = None
                 except GraphBubbleUp:
                     self._interrupted(member, item.report)
@@ -420,7 +447,7 @@ class Turn:
         arun: Callable[[dict[str, Any]], Awaitable[Outcome]],
         go: _Go,
     ) -> tuple[Outcome, BaseException | None]:
-        job = asyncio.ensure_future(arun(self._with_arguments(member, go.arguments)))
+        job = _in_context(go.context, arun(self._with_arguments(member, go.arguments)))
         return await self._watch(member, job, go.report)
 
     async def _watch(
@@ -541,7 +568,9 @@ class Turn:
                 self._settle(m, _Final("delegate"))  # ToolNode's own answer, or a dynamic tool
             elif r.status != "ok":
                 self._settle(m, _Final("message", message=_error(m, r.error or r.status)))
-            elif r.replayed:  # an earlier run of this batch ran it: its task never did here
+            elif r.replayed or r.cached or r.deduplicated_from is not None:
+                # Another run (an earlier run of this batch, another batch, an identical call
+                # of this one) gave its output: its own task never ran a tool.
                 self._settle(m, _Final("message", message=_recorded(m, r.output)))
             else:
                 self._settle(m, _Final("last"))
@@ -575,6 +604,12 @@ class Turn:
     async def dispatch(self, request: CallRequest, call_next: Any) -> Any:
         """Innermost middleware: the call runs in its own task, with these arguments."""
         member = self.members[request.call.id]
+        context = CallContext(
+            call_id=request.call.id,
+            batch_id=request.batch_id,
+            idempotency_key=request.idempotency_key,
+            attempt=request.attempt,
+        )
         if member.interrupted:
             raise SkipCall("it is waiting for a human answer")
         if member.stolen is not None:
@@ -594,15 +629,18 @@ class Turn:
                         "answered it, or its task did not start in time"
                     ) from None
                 logger.debug("toolweave: LangGraph call %r did not come; runs here", member.id)
-                return await self._steal(member, dict(request.arguments))
+                with _current(context):
+                    return await self._steal(member, dict(request.arguments))
         arguments = dict(request.arguments)
         if isinstance(member.given, dict) and member.given != member.call.get("args"):
             arguments = dict(member.given)  # changed on its way here: as it was changed
-        return await self.dispatch_to_task(member, arguments)
+        return await self.dispatch_to_task(member, arguments, context)
 
-    async def dispatch_to_task(self, member: _Member, arguments: dict[str, Any]) -> Any:
+    async def dispatch_to_task(
+        self, member: _Member, arguments: dict[str, Any], context: CallContext | None = None
+    ) -> Any:
         report = _Slot()
-        member.mailbox.put(_Go(arguments, report))
+        member.mailbox.put(_Go(arguments, report, context))
         try:
             got = await report.wait()
         except asyncio.CancelledError:
@@ -707,7 +745,8 @@ def _error(member: _Member, text: str) -> ToolMessage:
 
 
 def _recorded(member: _Member, output: Any) -> ToolMessage:
-    """The answer to a call the ledger replayed: its recorded output (the content its
+    """The answer to a call whose output another run gave (the ledger replayed it, the cache
+    had it, or it was merged into an identical call): that output (the content its
     ``ToolMessage`` had) as the content, as ``ToolNode`` shows a tool's output. A ``Command``
     or an artifact the call returned then is not replayed."""
     blocks = isinstance(output, list) and all(

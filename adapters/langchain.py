@@ -15,6 +15,7 @@ import dataclasses
 import functools
 import inspect
 import json
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
@@ -37,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, create_model
 
 from toolweave import (
     BatchResult,
+    CallContext,
     Decision,
     DecisionContext,
     InvalidDecisionError,
@@ -52,7 +54,7 @@ from toolweave.telemetry._values import to_text
 
 from ._advertise import accept_references, describe_references, reference_instructions
 from ._calls import Written, unique_calls
-from ._turns import Saved, Turn, Turns, announce, asaved, dispatch, saved
+from ._turns import Saved, Turn, Turns, announce, asaved, current_context, dispatch, saved
 
 __all__ = [
     "LangChainDecider",
@@ -113,10 +115,11 @@ def as_langchain_tools(
         if t.json_schema is not None or _aliased(t) or references:
             out.append(_with_json_schema(t, references))
             continue
+        fn = _with_context(t)
         out.append(
             StructuredTool.from_function(
-                func=None if t.is_async else _shown_sync(t.fn),
-                coroutine=_shown_async(t.fn) if t.is_async else None,
+                func=None if t.is_async else _shown_sync(fn),
+                coroutine=_shown_async(fn) if t.is_async else None,
                 name=t.name,
                 description=t.description or t.name,
                 args_schema=t.args_schema,
@@ -134,6 +137,25 @@ def _shown(value: Any) -> Any:
     except Exception:  # any failure means: show it as safe text
         return to_text(value)
     return value
+
+
+def _with_context(t: Tool) -> Callable[..., Any]:
+    """``t.fn``, given its ``CallContext`` when it declares one: the toolweave call's (the
+    batch running it sets it), or, outside toolweave, one with a fresh idempotency key."""
+    name = t.context_parameter
+    if name is None:
+        return t.fn
+    fn = t.fn
+
+    @functools.wraps(fn)
+    def with_context(*args: Any, **kwargs: Any) -> Any:
+        context = current_context.get()
+        if context is None:
+            key = "tw-" + uuid.uuid4().hex + uuid.uuid4().hex[:8]
+            context = CallContext(call_id="", batch_id="", idempotency_key=key, attempt=1)
+        return fn(*args, **{**kwargs, name: context})
+
+    return with_context
 
 
 def _shown_sync(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -166,13 +188,15 @@ def _with_json_schema(t: Tool, references: bool = False) -> StructuredTool:
             raise ToolException(describe_validation_error(exc, t)) from exc
         return t.bind(values)
 
+    fn = _with_context(t)
+
     async def acall(**given: Any) -> Any:
         args, kwargs = arguments(given)
-        return _shown(await t.fn(*args, **kwargs))
+        return _shown(await fn(*args, **kwargs))
 
     def call(**given: Any) -> Any:
         args, kwargs = arguments(given)
-        return _shown(t.fn(*args, **kwargs))
+        return _shown(fn(*args, **kwargs))
 
     return StructuredTool.from_function(
         func=None if t.is_async else call,
@@ -587,6 +611,7 @@ def _options_of(orchestrator: Orchestrator) -> dict[str, Any]:
         "trace_content": orchestrator.trace_content,
         "middleware": list(orchestrator.middleware),
         "ledger": orchestrator.ledger,
+        "cache": orchestrator.cache,
     }
 
 
@@ -611,9 +636,17 @@ def _stand_in(name: str, description: str, schema: dict[str, Any], own: Tool | N
             ),
             dispatch,
         ]
+    effects: dict[str, Any] = {}
+    if own is not None:  # what its calls read and write, and whether they may repeat
+        effects = {
+            "reads": own.reads,
+            "writes": own.writes,
+            "idempotent": own.idempotent,
+            "cache_ttl": own.cache_ttl,
+        }
     return Tool(
         name=name, description=description, fn=never, args_schema=_AnyArguments,
-        json_schema=schema, middleware=tuple(chain),
+        json_schema=schema, middleware=tuple(chain), **effects,
     )  # fmt: skip
 
 

@@ -8,6 +8,7 @@ progress (``_progress``); off a terminal, or with ``--json``, it prints its summ
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import importlib
 import importlib.metadata
@@ -26,7 +27,7 @@ from toolweave.telemetry._values import safe_str, to_jsonable
 
 from ._batch import check_batch_id
 from ._decisions import Decider, RuleDecider, as_decider
-from ._durable import CallLedger, PostgresLedger, SQLiteLedger
+from ._durable import CallLedger, LedgerError, PostgresLedger, SQLiteLedger
 from ._errors import InvalidBatchError, UsageError
 from ._models import BatchResult, DecisionRecord, ToolCall
 from ._orchestrator import Orchestrator
@@ -287,13 +288,26 @@ def _live_console() -> Console | None:
 
 
 def _open_ledger(where: str) -> CallLedger:
-    """``--ledger``: a PostgreSQL DSN or an SQLite file."""
+    """``--ledger``: a PostgreSQL DSN or an SQLite file, opened now, so that a ledger that
+    cannot be used is one error line rather than a failed call each."""
+    scheme, sep, _ = where.partition("://")
     try:
         if where.startswith(("postgresql://", "postgres://")):
-            return PostgresLedger(where)
-        return SQLiteLedger(where)
+            ledger: CallLedger = PostgresLedger(where)
+        elif sep and scheme.isalnum():
+            raise CliError(
+                f"--ledger takes an SQLite file or a postgresql:// DSN, not a {scheme}:// address"
+            )
+        else:
+            ledger = SQLiteLedger(where)
     except UsageError as exc:
         raise CliError(f"--ledger: {exc}") from None
+    try:
+        asyncio.run(ledger.records(""))  # connects, and creates the table on first use
+    except (LedgerError, UsageError) as exc:
+        ledger.close()
+        raise CliError(f"--ledger: {exc}") from None
+    return ledger
 
 
 def _run_with_progress(

@@ -21,6 +21,7 @@ import asyncio
 import inspect
 import json
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -446,8 +447,9 @@ class ScriptedOpenAIServer:
     are shown to the script as Chat Completions messages and tools. As a real API does, it
     gives each response its own id: a body with the builders' placeholder id
     (``chatcmpl-scripted``, ``resp_scripted``) is answered, streamed or not, as
-    ``chatcmpl-scripted-<n>`` or ``resp_scripted-<n>`` (its ``msg_scripted`` message item as
-    ``msg_scripted-<n>``), ``n`` counting the bodies this server answered from 1; any other
+    ``chatcmpl-scripted-<n>-<token>`` or ``resp_scripted-<n>-<token>`` (its ``msg_scripted``
+    message item as ``msg_scripted-<n>-<token>``), ``n`` counting the bodies this server
+    answered from 1 and ``token`` eight random hex digits of this server's; any other
     id, and a step that is a list of events, goes out as it is. ``path`` limits the
     server to one endpoint. A request it cannot answer (an unknown path: 404; no step left:
     418; a script that raises or returns something else than a turn: 422, which clients do
@@ -493,6 +495,7 @@ class ScriptedOpenAIServer:
         self.unexpected: list[str] = []
         self._played = 0
         self._bodies = 0  # bodies answered: the n of their ids
+        self._token = os.urandom(4).hex()  # ids unique across servers and processes
         self._lock = threading.Lock()
         self._idle = threading.Condition()
         self._reading = 0  # connections accepted whose request is not answered yet
@@ -634,7 +637,7 @@ class ScriptedOpenAIServer:
     def _respond(self, where: str, request: dict[str, Any], body: Mapping[str, Any]) -> _Reply:
         with self._lock:
             self._bodies += 1
-            body = _own_ids(body, self._bodies)
+            body = _own_ids(body, f"{self._bodies}-{self._token}")
         if not request.get("stream"):
             return _Reply(payload=body)
         options = request.get("stream_options") or {}
@@ -660,9 +663,10 @@ class ScriptedOpenAIServer:
 _PLACEHOLDER_IDS = ("chatcmpl-scripted", "resp_scripted")
 
 
-def _own_ids(body: Mapping[str, Any], n: int) -> Mapping[str, Any]:
-    """``body`` with the builders' placeholder ids made those of the server's ``n``-th answer
-    (with a call ledger, two responses under one id would be one batch resumed)."""
+def _own_ids(body: Mapping[str, Any], n: str) -> Mapping[str, Any]:
+    """``body`` with the builders' placeholder ids made those of the server's answer ``n``
+    (its number and the server's token: with a call ledger, two responses under one id, in
+    this process or another, would be one batch resumed)."""
     if body.get("id") not in _PLACEHOLDER_IDS:
         return body
     output = body.get("output")

@@ -96,11 +96,13 @@ def test_the_scripted_server_gives_each_response_its_own_id() -> None:
             created = [e.response.id for e in events if e.type == "response.created"]
         kept = client.chat.completions.create(model="m", messages=user)
     server.assert_done()
-    assert first.id == "chatcmpl-scripted-1"
-    assert streamed == {"chatcmpl-scripted-2"}  # every chunk of one response: one id
-    assert third.id == "resp_scripted-3"
-    assert third.output[0].id == "msg_scripted-3"
-    assert created == ["resp_scripted-4"]
+    token = first.id.rpartition("-")[2]  # the server's own: ids unique across processes
+    assert len(token) == 8
+    assert first.id == f"chatcmpl-scripted-1-{token}"
+    assert streamed == {f"chatcmpl-scripted-2-{token}"}  # every chunk of one response: one id
+    assert third.id == f"resp_scripted-3-{token}"
+    assert third.output[0].id == f"msg_scripted-3-{token}"
+    assert created == [f"resp_scripted-4-{token}"]
     assert kept.id == "chatcmpl-mine"  # an id the test wrote goes out as written
 
 
@@ -138,9 +140,11 @@ def test_each_turn_of_the_openai_loop_is_its_own_batch_under_its_response_id(
     finally:
         book.close()
     assert run.final == "done"
-    assert [b.batch_id for b in run.batches] == [f"{prefix}-1", f"{prefix}-2"]
+    ids = [b.batch_id for b in run.batches]
+    token = ids[0].rpartition("-")[2]
+    assert ids == [f"{prefix}-1-{token}", f"{prefix}-2-{token}"]
     # The same call id and arguments in the second turn ran again: not a replay of turn one.
-    assert seen.calls == [("owls", f"{prefix}-1"), ("owls", f"{prefix}-2")]
+    assert seen.calls == [("owls", ids[0]), ("owls", ids[1])]
     assert [r.replayed for b in run.batches for r in b.results] == [False, False]
 
 
@@ -194,7 +198,9 @@ def test_running_the_same_recorded_response_twice_calls_the_tool_once(
         first, again = asyncio.run(asyncio.wait_for(twice(), GUARD))
     finally:
         book.close()
-    assert seen.calls == [("owls", "chatcmpl-scripted-1")]
+    assert len(seen.calls) == 1
+    assert seen.calls[0][0] == "owls"
+    assert seen.calls[0][1].startswith("chatcmpl-scripted-1-")
     assert (first.results[0].replayed, again.results[0].replayed) == (False, True)
     assert again.results[0].output == first.results[0].output == "found owls"
 
@@ -557,10 +563,57 @@ def test_an_agents_sdk_turn_is_named_by_its_model_response_id(
     assert result.final_output == "done"
     first, second = batches
     if api == "responses":
-        assert (first.batch_id, second.batch_id) == ("resp_scripted-1", "resp_scripted-2")
+        assert first.batch_id.startswith("resp_scripted-1-")
+        assert second.batch_id.startswith("resp_scripted-2-")
     else:  # the SDK's Chat Completions model gives no response id: the engine names them
         assert first.batch_id
         assert second.batch_id not in ("", first.batch_id)
         assert not first.batch_id.startswith("chatcmpl")
     assert [q for q, _ in seen.calls] == ["owls", "owls"]
     assert [r.replayed for b in batches for r in b.results] == [False, False]
+
+
+def test_a_node_keeps_what_its_toolweave_tools_declare_about_side_effects() -> None:
+    """reads/writes order calls, idempotent merges them, and a CallContext reaches the tool,
+    through ToolweaveNode as through the Orchestrator."""
+    spans: dict[str, tuple[float, float]] = {}
+    searched: list[str] = []
+
+    @tool(writes=lambda a: a["path"])
+    async def write_file(path: str, text: str) -> str:
+        """Write a file."""
+        start = time.perf_counter()
+        await asyncio.sleep(0.05)
+        spans[text] = (start, time.perf_counter())
+        return "written"
+
+    @tool(idempotent=True)
+    async def search(q: str, ctx: CallContext) -> dict[str, str]:
+        """Search."""
+        searched.append(q)
+        return {"q": q, "batch": ctx.batch_id, "key": ctx.idempotency_key}
+
+    node = ToolweaveNode(Orchestrator([write_file, search]))
+    message = ai(
+        "msg-fx",
+        ("a", "write_file", {"path": "f", "text": "one"}),
+        ("b", "write_file", {"path": "f", "text": "two"}),
+        ("c", "search", {"q": "owls"}),
+        ("d", "search", {"q": "owls"}),
+    )
+
+    async def main() -> tuple[Any, BatchResult | None]:
+        out = await node.ainvoke({"messages": [message]})
+        return out, await asettled(node, None)
+
+    out, result = asyncio.run(main())
+    assert result is not None
+    assert result.plan.orderings == {"b": ["a"]}
+    assert spans["one"][1] <= spans["two"][0]  # the two writes of one file never overlap
+    assert searched == ["owls"]
+    assert result.get("d").deduplicated_from == "c"
+    answers = {m.tool_call_id: m for m in out["messages"]}
+    assert '"batch": "msg-fx"' in answers["c"].content
+    assert '"key": "tw-' in answers["c"].content
+    assert answers["d"].content == answers["c"].content  # merged: the same answer
+    assert answers["d"].status == "success"

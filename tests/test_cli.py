@@ -702,3 +702,13 @@ def test_run_with_a_ledger_resumes_the_batch_by_its_id(
     assert (tmp_path / "sent.txt").read_text() == "ann\nbob\n"  # nothing sent twice
     assert main([*argv, "--ledger", str(tmp_path / "calls.db")]) == 2
     assert "add --batch-id ID" in capsys.readouterr().err
+    # A ledger that cannot be used is one line, before any call runs.
+    for where, said in [
+        (str(tmp_path), f"--ledger: sqlite ledger at {tmp_path}: unable to open database file"),
+        ("mysql://db/calls", "--ledger takes an SQLite file or a postgresql:// DSN"),
+    ]:
+        assert main([*argv, "--ledger", where, "--batch-id", "x"]) == 2
+        err = capsys.readouterr().err
+        assert said in err
+        assert "Traceback" not in err
+    assert (tmp_path / "sent.txt").read_text() == "ann\nbob\n"

@@ -73,3 +73,29 @@ def test_demo_agent_runs_the_openai_loop() -> None:
         proc.stdout
     )
     assert "(2 model turns, 1 batches)" in proc.stdout
+
+
+@pytest.mark.parametrize("where", ["charge", "email"])
+def test_the_durable_agent_resumes_without_repeating_a_side_effect(
+    where: str, tmp_path: pathlib.Path
+) -> None:
+    """Killed inside a tool (os._exit, nothing cleaned up), then started again: the card is
+    charged once, the email sent once, and what cannot be known is said."""
+    state = str(tmp_path / "state")
+    crashed = offline("examples/durable_agent.py", "--dir", state, "--crash", where)
+    assert crashed.returncode == 9, crashed.stderr[-3000:]
+    resumed = offline("examples/durable_agent.py", "--dir", state)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    out = resumed.stdout
+    assert "c1 lookup_customer: ok (replayed)" in out
+    if where == "charge":  # idempotent: run again, and the payment API dedupes on its key
+        assert "c2 charge: ok (ran)" in out
+        assert "c3 send_email: ok (ran)" in out
+    else:  # not idempotent: not sent again, and reported uncertain
+        assert "c2 charge: ok (replayed)" in out
+        assert "c3 send_email: error (ran) uncertain" in out
+    world = (tmp_path / "state" / "world.txt").read_text().splitlines()
+    assert [line.split()[0] for line in world] == ["charged", "emailed"]
+    again = offline("examples/durable_agent.py", "--dir", state)
+    assert (tmp_path / "state" / "world.txt").read_text().splitlines() == world
+    assert "(ran)" not in again.stdout  # a third run replays everything

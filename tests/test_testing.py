@@ -167,7 +167,8 @@ def test_the_wire_is_server_sent_events() -> None:
         chat = post(server, "/v1/chat/completions", {"stream": True})
         responses = post(server, "/v1/responses", {"stream": True})
     server.assert_done()
-    assert chat.startswith('data: {"id": "chatcmpl-scripted-1", "object": "chat.completion.chunk"')
+    assert chat.startswith('data: {"id": "chatcmpl-scripted-1-')
+    assert '", "object": "chat.completion.chunk"' in chat.splitlines()[0]
     assert chat.endswith("\n\ndata: [DONE]\n\n")
     assert "event:" not in chat
     assert responses.startswith('event: response.created\ndata: {"type": "response.created"')
