@@ -3,7 +3,7 @@ happens twice.
 
     python examples/durable_agent.py --crash charge   # dies inside charge, card already charged
     python examples/durable_agent.py                  # resumes the same batch
-    python examples/durable_agent.py --crash email    # (after --reset) dies after the email went out
+    python examples/durable_agent.py --reset && python examples/durable_agent.py --crash email
 
 The agent keeps two things on disk, in --dir (default: ./durable-agent-state): the model's
 response, saved before its calls run (a restarted agent must run the same response, not ask the
