@@ -760,6 +760,28 @@ def _listed(values: Any) -> tuple[str, str, str, LedgerRecord | None]:
     return _unescape(call_id), _unescape(batch_id), state, _decode(*record)
 
 
+def _finished_row(key: _Key, claim: Claim, record: LedgerRecord, output: str) -> tuple[Any, ...]:
+    """The values of a finished call's row, in the order both backends' writes take them:
+    key, batch_key, batch_id, call_id, args_hash, runs, status, output, error, error_type,
+    attempts, started_at, finished_at (both now: an upsert keeps the row's own start)."""
+    now = time.time()
+    return (
+        key.key,
+        key.batch_key,
+        _escape(key.batch_id),
+        _escape(key.call_id),
+        _escape(claim.args_hash),
+        claim.runs + 1,
+        record.status,
+        output,
+        _opt(record.error),
+        _opt(record.error_type),
+        record.attempts,
+        now,
+        now,
+    )
+
+
 class SQLiteLedger(CallLedger):
     """A call ledger in an SQLite file, shared by the processes of one machine.
 
@@ -888,7 +910,6 @@ class SQLiteLedger(CallLedger):
         self._write_sql("UPDATE toolweave_calls SET runs = ? WHERE key = ?", (runs, key.key))
 
     def _write(self, key: _Key, claim: Claim, record: LedgerRecord, output: str) -> None:
-        now = time.time()
         self._write_sql(
             "INSERT INTO toolweave_calls (key, batch_key, batch_id, call_id, args_hash, state,"
             " runs, status, output, error, error_type, attempts, started_at, finished_at)"
@@ -897,21 +918,7 @@ class SQLiteLedger(CallLedger):
             " output = excluded.output, error = excluded.error,"
             " error_type = excluded.error_type, attempts = excluded.attempts,"
             " finished_at = excluded.finished_at",
-            (
-                key.key,
-                key.batch_key,
-                _escape(key.batch_id),
-                _escape(key.call_id),
-                _escape(claim.args_hash),
-                claim.runs + 1,
-                record.status,
-                output,
-                _opt(record.error),
-                _opt(record.error_type),
-                record.attempts,
-                now,
-                now,
-            ),
+            _finished_row(key, claim, record, output),
         )
 
     def _delete(self, key: _Key) -> None:
@@ -1117,24 +1124,9 @@ class PostgresLedger(CallLedger):
         self._connection().execute(self._sql["runs"], (runs, key.key))
 
     def _write(self, key: _Key, claim: Claim, record: LedgerRecord, output: str) -> None:
-        now = time.time()
         self._connection().execute(
             self._sql["write"],
-            (
-                key.key,
-                key.batch_key,
-                _escape(key.batch_id),
-                _escape(key.call_id),
-                _escape(claim.args_hash),
-                claim.runs + 1,
-                record.status,
-                output,
-                _opt(record.error),
-                _opt(record.error_type),
-                record.attempts,
-                now,
-                now,
-            ),
+            _finished_row(key, claim, record, output),
         )
 
     def _delete(self, key: _Key) -> None:

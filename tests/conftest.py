@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import subprocess
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -52,3 +53,14 @@ def _stop_scripted_servers() -> Iterator[None]:
     module = sys.modules.get("scripted_openai")
     if module is not None:
         module.stop_all()
+
+
+@pytest.fixture
+def children() -> Iterator[list[subprocess.Popen[str]]]:
+    """Child processes a test started; any still alive at the end is killed."""
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for child in started:
+        if child.poll() is None:
+            child.kill()
+        child.communicate(timeout=30)

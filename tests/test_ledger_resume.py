@@ -18,7 +18,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,17 +68,6 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
         return Store("sqlite", str(tmp_path / "ledger.db"))
     dsn = request.getfixturevalue("postgres_dsn")
     return Store("postgres", dsn, f"resume_{uuid.uuid4().hex[:12]}")  # a table per test
-
-
-@pytest.fixture
-def children() -> Iterator[list[subprocess.Popen[str]]]:
-    """Agents a test started; any still alive at the end is killed."""
-    started: list[subprocess.Popen[str]] = []
-    yield started
-    for child in started:
-        if child.poll() is None:
-            child.kill()
-        child.communicate(timeout=30)
 
 
 def start(children: list[subprocess.Popen[str]], *args: str) -> subprocess.Popen[str]:

@@ -16,7 +16,6 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,16 +139,6 @@ def read_line(child: subprocess.Popen[str], timeout: float = 60.0) -> dict[str, 
         _, err = child.communicate(timeout=30)
         pytest.fail(f"the child process said nothing (exit {child.returncode}):\n{err[-3000:]}")
     return dict(json.loads(line))
-
-
-@pytest.fixture
-def children() -> Iterator[list[subprocess.Popen[str]]]:
-    started: list[subprocess.Popen[str]] = []
-    yield started
-    for child in started:
-        if child.poll() is None:
-            child.kill()
-        child.communicate(timeout=30)
 
 
 # -- one process -----------------------------------------------------------------------------
