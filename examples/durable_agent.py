@@ -93,7 +93,7 @@ with SQLiteLedger(state / "calls.db") as ledger:
     orchestrator = Orchestrator([lookup_customer, charge, send_email], ledger=ledger)
     result = orchestrator.run_sync(calls, batch_id=str(response["id"]))
 for r in result.results:
-    how = "replayed" if r.replayed else "ran"
+    how = "replayed" if r.replayed else ("ran" if r.attempts else "not run")
     print(f"{r.call_id} {r.name}: {r.status} ({how}){' ' + r.error_type if r.error_type else ''}")
 print("what happened in the world:")
 print((state / "world.txt").read_text(), end="")

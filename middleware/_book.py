@@ -88,6 +88,9 @@ class ResultBook:
                 "replayed": False if ran is None else ran.replayed,
                 "cached": False if ran is None else ran.cached,
                 "deduplicated_from": None if ran is None else ran.deduplicated_from,
+                "ordered_after": (
+                    [prepared[j].call.id for j in p.ordered_after] if p.ordered_after else []
+                ),
             },
         )
         return result

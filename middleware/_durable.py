@@ -805,6 +805,16 @@ class SQLiteLedger(CallLedger):
                 "(not ':memory:', not empty, as text)"
             )
         self._path = os.path.abspath(text)
+        if os.path.isdir(self._path):
+            raise UsageError(
+                f"SQLiteLedger({text!r}) is a directory: give the path of a database file in "
+                f"it, such as {os.path.join(text, 'calls.db')!r}"
+            )
+        if not os.path.isdir(os.path.dirname(self._path)):
+            raise UsageError(
+                f"SQLiteLedger({text!r}): the folder {os.path.dirname(self._path)!r} does not "
+                "exist; create it first"
+            )
         super().__init__(poll=poll, where=self._path, name="toolweave-ledger-sqlite")
         self._conn: sqlite3.Connection | None = None
         self._sidecar: _Sidecar | None = None

@@ -60,28 +60,45 @@ class Effects:
         )
 
     async def run(
-        self, index: int, request: CallRequest, ran: Ran, started: float, order: int
+        self,
+        index: int,
+        request: CallRequest,
+        ran: Ran,
+        started: float,
+        order: int,
+        *,
+        fresh: bool = False,
     ) -> Outcome:
-        """The call's ``Outcome``: replayed, reported, cached or run (``ran()``)."""
+        """The call's ``Outcome``: replayed, reported, cached or run (``ran()``). ``fresh``:
+        the call runs after a call of its batch that writes what it uses, so a cached answer
+        may be stale: it runs (and its result is cached)."""
         ledger = self._ledger
         if ledger is None:
-            return await self._cached(index, request, ran, started, order)
+            return await self._cached(index, request, ran, started, order, fresh)
         call, tool = request.call, request.tool
         signature = same_call(tool.name, request.arguments)
         try:
             claim = await ledger.claim(self._batch_id, call.id, signature)
         except (LedgerError, UsageError) as exc:  # UsageError: closed while the batch ran
-            return self._failed(index, request, _ledger_failed(request, exc), started, order)
+            failed = _ledger_failed(request, exc)
+            failed.__cause__ = exc
+            return self._failed(index, request, failed, started, order)
         if claim.state == "finished":
             assert claim.record is not None
             return self._replayed(index, request, claim.record, started, order)
         if claim.state == "conflict":
             error = LedgerConflictError(
-                "this batch (its batch_id) already ran a call with this id and other "
-                "arguments, so its recorded result does not answer this call. Use a new "
-                "batch_id for a new batch, or send the same arguments to resume it.",
+                "not run: an earlier run of this batch recorded a call with this id and other "
+                "arguments, so its result does not answer this call, and running it could "
+                "repeat an action. (For the developer: give each batch its own batch_id.)",
                 call_id=call.id,
                 tool_name=call.name,
+            )
+            logger.warning(
+                "toolweave: call %r of batch %r was recorded with other arguments "
+                "(ledger_conflict): is a batch_id used for two batches?",
+                call.id,
+                self._batch_id,
             )
             return self._failed(index, request, error, started, order)
         if claim.state == "interrupted" and not tool.idempotent:
@@ -97,7 +114,7 @@ class Effects:
             return await ran()
 
         try:
-            outcome = await self._cached(index, request, tracked, started, order)
+            outcome = await self._cached(index, request, tracked, started, order, fresh)
         except BaseException:
             # Cancelled (or interrupted): if the tool may have run, the row stays "started"
             # and a resume reports it; if it never did, the claim is withdrawn.
@@ -112,12 +129,20 @@ class Effects:
         return outcome
 
     async def _cached(
-        self, index: int, request: CallRequest, ran: Ran, started: float, order: int
+        self,
+        index: int,
+        request: CallRequest,
+        ran: Ran,
+        started: float,
+        order: int,
+        fresh: bool = False,
     ) -> Outcome:
         cache, ttl = self._cache, request.tool.cache_ttl
         if cache is None or ttl is None:
             return await ran()
         key = f"{request.tool.name}:{same_call(request.tool.name, request.arguments)}"
+        if fresh:
+            return await self._store(cache, key, ttl, await ran())
         try:
             hit = await cache.get(key)
         except Exception as exc:  # a cache is an optimisation: never a reason to fail a call
@@ -153,6 +178,10 @@ class Effects:
         finally:
             del flights[slot]
         flight.set_result(outcome.output if outcome.status == "ok" else _FAILED)
+        return await self._store(cache, key, ttl, outcome)
+
+    @staticmethod
+    async def _store(cache: Cache, key: str, ttl: float, outcome: Outcome) -> Outcome:
         if outcome.status == "ok":
             try:
                 await cache.set(key, outcome.output, ttl)

@@ -64,7 +64,11 @@ class CallRequest:
         no-op. Derived from ``batch_id`` and the call's id (see ``CallContext``)."""
         key = self._idempotency_key
         if key is None:  # made when first read: most calls never need it
-            key = idempotency_key(self.batch_id, self.call.id)
+            from ._reuse import same_call
+
+            key = idempotency_key(
+                self.batch_id, self.call.id, same_call(self.tool.name, self.arguments)
+            )
             object.__setattr__(self, "_idempotency_key", key)
         return key
 
@@ -124,7 +128,12 @@ def _check_field(name: str, value: Any) -> None:
 class CallContext:
     """What a tool may know about the call it serves: declare a parameter annotated
     ``CallContext`` (``def send(to: str, ctx: CallContext)``) and the engine passes it. The
-    parameter never appears in the tool's schema; the model cannot set it."""
+    parameter never appears in the tool's schema; the model cannot set it.
+
+    Fields: ``call_id`` (the call's id, as the model wrote it), ``batch_id`` (the batch's),
+    ``idempotency_key`` (stable across resumes of the batch: send it with a side effect so
+    that the service recognises a repeat) and ``attempt`` (1-based; 2 and up on retries).
+    """
 
     call_id: str
     """The call's id, as the model wrote it."""
@@ -137,12 +146,16 @@ class CallContext:
     """1-based: 2 and up when a ``retry`` policy calls the tool again."""
 
 
-def idempotency_key(batch_id: str, call_id: str) -> str:
-    """The idempotency key of call ``call_id`` of batch ``batch_id``: ``tw-`` and 40 hex
-    digits, the same in every process and every resume, safe in any header."""
+def idempotency_key(batch_id: str, call_id: str, arguments: str = "") -> str:
+    """The idempotency key of call ``call_id`` of batch ``batch_id`` with arguments whose
+    hash is ``arguments``: ``tw-`` and 40 hex digits, the same in every process and every
+    resume (which sends the same arguments), safe in any header. The arguments count so that
+    a batch id a server repeats never gives a new request an old request's key."""
     batch = batch_id.encode("utf-8", "surrogatepass")
     call = call_id.encode("utf-8", "surrogatepass")
-    digest = hashlib.sha256(b"%d:%s%s" % (len(batch), batch, call))
+    digest = hashlib.sha256(
+        b"%d:%s%d:%s%s" % (len(batch), batch, len(call), call, arguments.encode())
+    )
     return "tw-" + digest.hexdigest()[:40]
 
 

@@ -263,6 +263,9 @@ class CallResult(BaseModel):
     deduplicated_from: str | None = None
     """The id of the identical call of this batch (same idempotent tool, same arguments)
     that ran for this one; None when this call ran itself."""
+    ordered_after: list[str] = Field(default_factory=list)
+    """Ids of the calls it started after because of resources they share, as the batch ran
+    (orderings from keys known only at run time included; see ``ExecutionPlan.orderings``)."""
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         return _bounded_repr_args(self, frozenset({"output", "arguments"}))
@@ -465,6 +468,7 @@ class BatchResult(BaseModel):
                 "replayed": r.replayed,
                 "cached": r.cached,
                 "deduplicated_from": r.deduplicated_from,
+                "ordered_after": list(r.ordered_after),
             }
             if include_content:
                 entry["arguments"] = r.arguments

@@ -104,6 +104,7 @@ class Pipeline:
                 lambda: self._through_chain(p, request, state, started, order),
                 started,
                 order,
+                fresh=bool(p.ordered_after),  # after a conflicting call: no cached answer
             )
         self._report(outcome)
 

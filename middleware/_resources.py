@@ -84,14 +84,20 @@ def call_keys(tool: Tool, values: dict[str, Any], call_id: str) -> Keys | None:
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # a key function's failure is its call's, never the batch's
+        said = str(exc) if isinstance(exc, _NotKeys) else ""  # type names only, no values
         logger.warning(
             "toolweave: call %r (%s): its reads/writes function failed (%s); the call runs "
-            "apart from every call that declares resources",
+            "apart from every call that declares resources. A key function returns a string, "
+            "a list of strings, or None (no key)",
             call_id,
             tool.name,
-            safe_type_name(exc),
+            said or safe_type_name(exc),
         )
         return _EVERY
+
+
+class _NotKeys(TypeError):
+    """A key function returned something other than keys."""
 
 
 def _evaluate(spec: Any, values: dict[str, Any]) -> frozenset[str]:
@@ -100,13 +106,16 @@ def _evaluate(spec: Any, values: dict[str, Any]) -> frozenset[str]:
     if isinstance(spec, frozenset):
         return spec
     found = spec(dict(values))
+    if found is None:  # `lambda a: a.get("path")` with no path: no key
+        return frozenset()
     if isinstance(found, str):
         return frozenset((str.__str__(found),))
     if isinstance(found, bytes | bytearray) or not isinstance(found, Iterable):
-        raise TypeError(f"keys must be strings, got {safe_type_name(found)}")
+        raise _NotKeys(f"it returned {safe_type_name(found)}")
     keys = list(found)
-    if not all(isinstance(k, str) for k in keys):
-        raise TypeError("keys must be strings")
+    odd = [k for k in keys if not isinstance(k, str)]
+    if odd:
+        raise _NotKeys(f"it returned a key of type {safe_type_name(odd[0])}")
     # Plain str copies: a str subclass could raise later, inside the run loop, when compared.
     return frozenset(map(str.__str__, keys))
 

@@ -492,7 +492,12 @@ class BatchRun:
         for i in skipped:
             cause = self.book.results[self._scheduler.cause[i]]
             assert cause is not None
-            happened = "failed. Fix that call first." if cause.status == "error" else "was skipped."
+            if cause.error_type == "uncertain":
+                happened = "may or may not have taken effect. Check that first."
+            elif cause.status == "error":
+                happened = "failed. Fix that call first."
+            else:
+                happened = "was skipped."
             reason = (
                 f"skipped: it depends on call '{cause.call_id}' ({cause.name}), which {happened}"
             )

@@ -575,7 +575,11 @@ def from_record(record: Mapping[str, Any], *, batch_id: str, name: str) -> Batch
                 replayed=entry.get("replayed") is True,
                 cached=entry.get("cached") is True,
                 deduplicated_from=None if merged is None else _text(merged),
-                ordered_after=planned_after.get(call_id, []),
+                ordered_after=(
+                    _ids(entry["ordered_after"])
+                    if entry.get("ordered_after") is not None
+                    else planned_after.get(call_id, [])
+                ),
             )
         )
     decisions = []

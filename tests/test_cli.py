@@ -704,7 +704,8 @@ def test_run_with_a_ledger_resumes_the_batch_by_its_id(
     assert "add --batch-id ID" in capsys.readouterr().err
     # A ledger that cannot be used is one line, before any call runs.
     for where, said in [
-        (str(tmp_path), f"--ledger: sqlite ledger at {tmp_path}: unable to open database file"),
+        (str(tmp_path), f"--ledger: SQLiteLedger('{tmp_path}') is a directory"),
+        ("/dev/null", "--ledger: sqlite ledger at /dev/null: "),
         ("mysql://db/calls", "--ledger takes an SQLite file or a postgresql:// DSN"),
     ]:
         assert main([*argv, "--ledger", where, "--batch-id", "x"]) == 2

@@ -93,9 +93,10 @@ def test_the_durable_agent_resumes_without_repeating_a_side_effect(
         assert "c3 send_email: ok (ran)" in out
     else:  # not idempotent: not sent again, and reported uncertain
         assert "c2 charge: ok (replayed)" in out
-        assert "c3 send_email: error (ran) uncertain" in out
+        assert "c3 send_email: error (not run) uncertain" in out
     world = (tmp_path / "state" / "world.txt").read_text().splitlines()
     assert [line.split()[0] for line in world] == ["charged", "emailed"]
     again = offline("examples/durable_agent.py", "--dir", state)
     assert (tmp_path / "state" / "world.txt").read_text().splitlines() == world
     assert "(ran)" not in again.stdout  # a third run replays everything
+    assert "(not run)" not in again.stdout

@@ -329,7 +329,7 @@ def test_the_uncertain_call_is_worded_so_and_ledger_errors_name_their_type(runs:
     assert "error (ledger_conflict)" in bar.attrs["title"]
     (mail,) = page.data("orders-1")["calls"]
     assert mail["errorType"] == "ledger_conflict"
-    assert "new batch_id" in mail["error"]
+    assert "give each batch its own batch_id" in mail["error"]
 
 
 def test_a_call_waits_for_what_it_is_ordered_after(runs: Runs) -> None:
@@ -387,10 +387,11 @@ def test_a_ledger_that_cannot_be_used_shows_ledger_error(tmp_path: pathlib.Path)
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    (tmp_path / "file").write_text("not a directory")
+    (tmp_path / "gone").mkdir()
 
     async def main() -> BatchResult:
-        async with SQLiteLedger(tmp_path / "file" / "calls.db") as ledger:
+        async with SQLiteLedger(tmp_path / "gone" / "calls.db") as ledger:
+            (tmp_path / "gone").rmdir()  # the database cannot be opened when the batch runs
             o = Orchestrator(TOOLS, tracer_provider=provider, ledger=ledger)
             return await o.run([ToolCall("m", "send_email", {"to": "ann"})], batch_id="b")
 

@@ -30,6 +30,7 @@ from redis_server import redis_server, redis_url  # noqa: F401
 
 from toolweave import CallLedger, LedgerRecord, PostgresLedger, SQLiteLedger
 from toolweave._hooks import idempotency_key
+from toolweave._reuse import same_call
 
 AGENT = Path(__file__).with_name("ledger_agent.py")
 WAIT = 90.0  # seconds for a child to reach a point or finish: a loaded 2-core machine
@@ -182,7 +183,9 @@ def test_killed_batch_resumes_without_repeating_a_finished_call(
         assert [line["pid"] for line in lines] == (
             [killed.pid, resumer.pid] if point == "after" else [resumer.pid]
         )
-        assert {line["key"] for line in lines} == {idempotency_key(batch_id, paused)}
+        arguments = result["arguments"]  # as resolved and validated: what the key hashes
+        expected = idempotency_key(batch_id, paused, same_call(CHAIN_TOOLS[paused], arguments))
+        assert {line["key"] for line in lines} == {expected}
         if paused == "charge":
             assert result["output"]["key"] == lines[0]["key"]
         for call_id in CHAIN[CHAIN.index(paused) + 1 :]:

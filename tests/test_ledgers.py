@@ -492,10 +492,17 @@ def test_an_exiting_process_is_not_kept_alive(
 def test_sqlite_where_no_database_can_be_made(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
-    path = blocker / "ledger.db"
+    with pytest.raises(UsageError, match=r"the folder .*a-file' does not exist; create it first"):
+        SQLiteLedger(blocker / "ledger.db")
+    with pytest.raises(UsageError, match="is a directory: give the path of a database file"):
+        SQLiteLedger(tmp_path)
+    folder = tmp_path / "gone"
+    folder.mkdir()
+    path = folder / "ledger.db"
 
     async def main() -> str:
         ledger = SQLiteLedger(path)
+        folder.rmdir()  # gone after the ledger was made: found when it is first used
         try:
             with pytest.raises(LedgerError) as caught:
                 await ledger.claim(SECRET, SECRET, "h")

@@ -712,7 +712,8 @@ async def test_other_arguments_under_a_recorded_call_id_are_a_ledger_conflict(
     r = result.results[0]
     assert r.status == "error"
     assert r.error_type == "ledger_conflict"
-    assert "new batch_id" in (r.error or "")
+    assert "give each batch its own batch_id" in (r.error or "")
+    assert (r.error or "").startswith("call '1' (send_email): not run: ")
 
 
 async def test_a_call_left_started_is_uncertain_unless_its_tool_is_idempotent(
@@ -745,8 +746,9 @@ async def test_a_call_left_started_is_uncertain_unless_its_tool_is_idempotent(
 
 async def test_a_ledger_that_cannot_be_reached_runs_nothing(tmp_path: Any) -> None:
     tools, effects = ledger_tools()
-    (tmp_path / "file").write_text("not a directory")
-    ledger = SQLiteLedger(tmp_path / "file" / "calls.db")
+    (tmp_path / "gone").mkdir()
+    ledger = SQLiteLedger(tmp_path / "gone" / "calls.db")
+    (tmp_path / "gone").rmdir()  # the database cannot be opened when the batch runs
     try:
         result = await Orchestrator(tools, ledger=ledger).run(
             [ToolCall("1", "send_email", {"to": "ann"})], batch_id="b"
@@ -979,3 +981,93 @@ def test_arguments_holding_sets_hash_the_same_in_every_process() -> None:
         for seed in (1, 2, 3, 4)
     }
     assert len(seen) == 1
+
+
+async def test_a_cached_read_after_a_write_in_its_batch_reads_again() -> None:
+    files = {"a.txt": "old"}
+
+    @tool(idempotent=True, cache_ttl=60, reads=lambda a: a["path"])
+    async def read(path: str) -> str:
+        return files[path]
+
+    @tool(writes=lambda a: a["path"])
+    async def write(path: str, text: str) -> None:
+        files[path] = text
+
+    o = Orchestrator([read, write])
+    result = await o.run(
+        [
+            ToolCall("r1", "read", {"path": "a.txt"}),
+            ToolCall("w", "write", {"path": "a.txt", "text": "new"}),
+            ToolCall("r2", "read", {"path": "a.txt"}),
+        ]
+    )
+    assert [r.output for r in result.results] == ["old", None, "new"]
+    assert not result.get("r2").cached
+    assert result.get("r2").ordered_after == ["w"]
+    # The fresh answer is what the cache holds now.
+    again = await o.run([ToolCall("r", "read", {"path": "a.txt"})])
+    assert (again.results[0].output, again.results[0].cached) == ("new", True)
+
+
+async def test_keys_known_only_as_the_batch_runs_are_on_the_result_and_its_page() -> None:
+    t = Timeline()
+
+    @tool
+    async def pick() -> dict[str, str]:
+        return {"path": "f"}
+
+    result = await Orchestrator([*keyed_tools(t), pick]).run(
+        [
+            ToolCall("p", "pick", {}),
+            ToolCall("w", "write", {"id": "w", "path": "${p.path}"}),
+            ToolCall("r", "read", {"id": "r", "path": "f"}),
+        ]
+    )
+    assert result.plan.orderings == {}
+    assert result.get("r").ordered_after == ["w"]
+    assert result.to_trace()["calls"][2]["ordered_after"] == ["w"]
+    assert 'data-edge="w-&gt;r"' in result.to_html() or 'data-edge="w->r"' in result.to_html()
+
+
+async def test_a_key_function_returning_none_means_no_key() -> None:
+    t = Timeline()
+
+    @tool(writes=lambda a: a.get("path"))
+    async def maybe(id: str, path: str | None = None) -> None:
+        t.start(id)
+        await asyncio.sleep(0.03)
+        t.end(id)
+
+    result = await Orchestrator([maybe]).run(
+        [
+            ToolCall("a", "maybe", {"id": "a"}),
+            ToolCall("b", "maybe", {"id": "b"}),
+            ToolCall("c", "maybe", {"id": "c", "path": "f"}),
+        ]
+    )
+    assert result.ok
+    assert t.overlap("a", "b")  # no key: nothing to wait for
+    assert t.overlap("a", "c")
+
+
+async def test_a_call_behind_an_uncertain_one_is_told_to_check_it(tmp_path: Any) -> None:
+    from toolweave._reuse import same_call
+
+    tools, effects = ledger_tools()
+    async with SQLiteLedger(tmp_path / "calls.db") as ledger:
+        claim = await ledger.claim("b", "1", same_call("send_email", {"to": "ann"}))
+        await ledger.abandon(claim)
+        result = await Orchestrator(tools, ledger=ledger).run(
+            [
+                ToolCall("1", "send_email", {"to": "ann"}),
+                ToolCall("2", "lookup", {"id": 1}, depends_on=["1"]),
+            ],
+            batch_id="b",
+        )
+    assert result.get("1").error_type == "uncertain"
+    assert result.get("2").error == (
+        "skipped: it depends on call '1' (send_email), which may or may not have taken "
+        "effect. Check that first."
+    )
+    assert effects == []
