@@ -38,7 +38,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
@@ -352,6 +352,14 @@ class _Worker:
                 self._queue.put(None)
             return self.thread
 
+    def drain(self) -> None:
+        """Stop, and let the work already handed over finish (a ledger never closed, at the
+        end of the process: its last records still land). Bounded, and never from the
+        worker itself."""
+        thread = self.stop()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=10)
+
 
 def _work(jobs: queue.SimpleQueue[_Job | None]) -> None:
     while (job := jobs.get()) is not None:
@@ -399,7 +407,7 @@ class CallLedger(abc.ABC):
         self._worker = _Worker(name)
         self._holding: dict[str, _Hold] = {}  # touched on the worker thread only
         self._closed = False
-        self._finalizer = weakref.finalize(self, self._worker.stop)
+        self._finalizer = weakref.finalize(self, self._worker.drain)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._where!r})"
@@ -430,8 +438,11 @@ class CallLedger(abc.ABC):
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, max(self._poll, _MAX_BACKOFF))
 
-    async def finish(self, claim: Claim, record: LedgerRecord) -> None:
-        """Record how a held call (``new`` or ``interrupted``) ended, then release its lock.
+    def finish(self, claim: Claim, record: LedgerRecord) -> Awaitable[None]:
+        """Record how a held call (``new`` or ``interrupted``) ended, then release its lock;
+        await the result. The write is handed to the ledger's thread when this is called, so
+        it happens even if the caller is cancelled before awaiting it (and ``close()``, or the
+        end of the process, waits for it).
 
         If the record cannot be stored as JSON, raises ``LedgerError`` and the claim stays
         held (finish it with another record, or release it). If the database fails, raises
@@ -445,18 +456,20 @@ class CallLedger(abc.ABC):
                 f"{self._backend} ledger at {self._where}: the record's output cannot be stored "
                 f"as JSON ({type(exc).__name__}); pass to_jsonable(output)"
             ) from exc
-        await self._run(functools.partial(self._finish, claim, record, output))
+        return self._wait(self._submit(functools.partial(self._finish, claim, record, output)))
 
-    async def release(self, claim: Claim) -> None:
+    def release(self, claim: Claim) -> Awaitable[None]:
         """Give up a held claim without a result, because the call was never run: the
-        ``started`` row a ``new`` claim wrote is deleted, then the lock released."""
-        await self._run(functools.partial(self._release, claim))
+        ``started`` row a ``new`` claim wrote is deleted, then the lock released (handed to
+        the ledger's thread when called, as ``finish``)."""
+        return self._wait(self._submit(functools.partial(self._release, claim)))
 
-    async def abandon(self, claim: Claim) -> None:
+    def abandon(self, claim: Claim) -> Awaitable[None]:
         """Give up a held claim without a result when the call may have run (it was cancelled
         while the tool ran): the row stays ``started``, so a later claim sees the call as
-        interrupted, and the lock is released."""
-        await self._run(functools.partial(self._abandon_held, claim))
+        interrupted, and the lock is released (handed to the ledger's thread when called, as
+        ``finish``)."""
+        return self._wait(self._submit(functools.partial(self._abandon_held, claim)))
 
     async def records(self, batch_id: str) -> dict[str, tuple[str, LedgerRecord | None]]:
         """Every call of ``batch_id`` the ledger knows: ``call_id -> (state, record)``, state
@@ -512,9 +525,17 @@ class CallLedger(abc.ABC):
     async def _run(
         self, fn: Callable[[], T], *, on_abandon: Callable[[Future[T]], None] | None = None
     ) -> T:
+        return await self._wait(self._submit(fn), on_abandon=on_abandon)
+
+    def _submit(self, fn: Callable[[], T]) -> Future[T]:
+        """Hand ``fn`` to the worker now: it runs even if the caller is cancelled next."""
         if os.getpid() != self._pid:
             raise UsageError("a ledger cannot be used after fork(); make a new one in the child")
-        done = self._worker.submit(functools.partial(self._guarded, fn))
+        return self._worker.submit(functools.partial(self._guarded, fn))
+
+    async def _wait(
+        self, done: Future[T], *, on_abandon: Callable[[Future[T]], None] | None = None
+    ) -> T:
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[T] = loop.create_future()
 

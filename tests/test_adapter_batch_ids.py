@@ -552,7 +552,13 @@ def test_an_agents_sdk_turn_is_named_by_its_model_response_id(
             on_batch=batches.append,
             ledger=book,
         )
-        return await Runner.run(woven, "owls?")
+        result = await Runner.run(woven, "owls?")
+        # The SDK has each answer as its call's chain ends; the batch ends a moment later
+        # (its ledger record is already on its way): wait for it before the loop closes.
+        deadline = time.monotonic() + 30
+        while len(batches) < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        return result
 
     try:
         with ScriptedOpenAIServer(*steps) as server:

@@ -688,3 +688,59 @@ def test_abandon_keeps_the_row_started(store: Store) -> None:
     records, again = asyncio.run(main())
     assert records == {"c1": ("started", None)}
     assert (again.state, again.runs) == ("interrupted", 1)
+
+
+def test_a_finish_is_handed_over_when_called_even_if_never_awaited(store: Store) -> None:
+    """An agent whose loop ends (or is cancelled) right after a call's answer still records
+    it: the write goes to the ledger's thread when ``finish()`` is called, and ``aclose()`` (or
+    the end of the process) waits for it."""
+
+    async def main() -> dict[str, tuple[str, LedgerRecord | None]]:
+        ledger = store.open()
+        claim = await ledger.claim("b", "c", "h")
+        pending = ledger.finish(claim, OK)
+        pending.close()  # type: ignore[attr-defined]  # never awaited, as a cancelled task's
+        await ledger.aclose()
+        again = store.open()
+        try:
+            return await again.records("b")
+        finally:
+            await again.aclose()
+
+    assert asyncio.run(main()) == {"c": ("finished", OK)}
+
+
+def test_a_ledger_never_closed_still_writes_its_last_records_at_exit(
+    store: Store, children: list[subprocess.Popen[str]]
+) -> None:
+    code = (
+        "import asyncio, json, sys\n"
+        "from toolweave import LedgerRecord, PostgresLedger, SQLiteLedger\n"
+        "job = json.loads(sys.argv[1])\n"
+        "async def main():\n"
+        "    ledger = (SQLiteLedger(job['location']) if job['backend'] == 'sqlite'\n"
+        "              else PostgresLedger(job['location'], table=job['table']))\n"
+        "    claim = await ledger.claim('b', 'c', 'h')\n"
+        "    ledger.finish(claim, LedgerRecord('ok', 1, None, None, 1)).close()\n"
+        "    globals()['kept'] = ledger  # alive until the interpreter exits, never closed\n"
+        "asyncio.run(main())\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, json.dumps(store.spec())],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    children.append(child)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 0, err
+
+    async def main() -> dict[str, tuple[str, LedgerRecord | None]]:
+        ledger = store.open()
+        try:
+            return await ledger.records("b")
+        finally:
+            await ledger.aclose()
+
+    recorded = asyncio.run(main())
+    assert recorded["c"][0] == "finished"
