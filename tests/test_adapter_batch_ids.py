@@ -547,17 +547,22 @@ def test_an_agents_sdk_turn_is_named_by_its_model_response_id(
             if api == "responses"
             else OpenAIChatCompletionsModel("m", client)
         )
+        both = asyncio.Event()
+
+        def on_batch(result: BatchResult) -> None:
+            batches.append(result)
+            if len(batches) == 2:
+                both.set()
+
         woven = weave(
             Agent(name="finder", tools=[agent_tool(seen)], model=model),
-            on_batch=batches.append,
+            on_batch=on_batch,
             ledger=book,
         )
         result = await Runner.run(woven, "owls?")
         # The SDK has each answer as its call's chain ends; the batch ends a moment later
         # (its ledger record is already on its way): wait for it before the loop closes.
-        deadline = time.monotonic() + 30
-        while len(batches) < 2 and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
+        await asyncio.wait_for(both.wait(), 30)
         return result
 
     try:
