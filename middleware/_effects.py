@@ -74,7 +74,7 @@ class Effects:
         may be stale: it runs (and its result is cached)."""
         ledger = self._ledger
         if ledger is None:
-            return await self._cached(index, request, ran, started, order, fresh)
+            return await self._cached(index, request, ran, started, order, fresh, None)
         call, tool = request.call, request.tool
         signature = same_call(tool.name, request.arguments)
         try:
@@ -114,7 +114,7 @@ class Effects:
             return await ran()
 
         try:
-            outcome = await self._cached(index, request, tracked, started, order, fresh)
+            outcome = await self._cached(index, request, tracked, started, order, fresh, signature)
         except BaseException:
             # Cancelled (or interrupted): if the tool may have run, the row stays "started"
             # and a resume reports it; if it never did, the claim is withdrawn.
@@ -135,12 +135,16 @@ class Effects:
         ran: Ran,
         started: float,
         order: int,
-        fresh: bool = False,
+        fresh: bool,
+        signature: str | None,
     ) -> Outcome:
+        """``signature``: ``same_call`` of the request, when the ledger stage made it."""
         cache, ttl = self._cache, request.tool.cache_ttl
         if cache is None or ttl is None:
             return await ran()
-        key = f"{request.tool.name}:{same_call(request.tool.name, request.arguments)}"
+        if signature is None:
+            signature = same_call(request.tool.name, request.arguments)
+        key = f"{request.tool.name}:{signature}"
         if fresh:
             return await self._store(cache, key, ttl, await ran())
         try:
@@ -217,18 +221,12 @@ class Effects:
     async def _record(self, ledger: CallLedger, claim: Claim, outcome: Outcome) -> None:
         """Write how the call ended. A failure here leaves the row "started" (a resume
         reports it uncertain, the truth), and is logged; the batch goes on."""
-        error = outcome.error
+        error = outcome.error  # set for "error"; a skipped call is released, not recorded
         record = LedgerRecord(
             status=outcome.status,
-            output=(
-                to_jsonable(outcome.output, max_items=_NO_LIMIT) if outcome.status == "ok" else None
-            ),
-            error=str(error) if error is not None else (outcome.reason or None),
-            error_type=(
-                error.error_type
-                if error is not None
-                else ("skipped_by_middleware" if outcome.status == "skipped" else None)
-            ),
+            output=to_jsonable(outcome.output, max_items=_NO_LIMIT) if error is None else None,
+            error=None if error is None else str(error),
+            error_type=None if error is None else error.error_type,
             attempts=outcome.attempts,
         )
         try:
