@@ -42,7 +42,7 @@ from ._references import (
     compile_arguments,
     shorten,
 )
-from ._resources import levels_over, plan_orderings
+from ._resources import NOT_YET, levels_over, plan_orderings
 from ._tools import Tool
 
 __all__ = ["Prepared", "coerce_batch", "plan_batch", "prepare_call", "target_index"]
@@ -74,6 +74,8 @@ class Prepared:
     level: int | None
     ordered_after: Sequence[int] = ()
     """Calls it waits for because of resources, once known (set as it starts)."""
+    keys: Any = NOT_YET
+    """Its resource keys as known before it runs (``_resources.static_keys``), once asked."""
 
 
 def coerce_batch(calls: Any) -> list[ToolCall]:

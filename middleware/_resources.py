@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from ._planner import Prepared
 
 __all__ = [
+    "NOT_YET",
     "UNKNOWN",
     "Keys",
     "ResourceGate",
@@ -120,10 +121,22 @@ def _evaluate(spec: Any, values: dict[str, Any]) -> frozenset[str]:
     return frozenset(map(str.__str__, keys))
 
 
+NOT_YET: Any = object()
+"""``Prepared.keys`` before ``static_keys`` looked at the call."""
+
+
 def static_keys(p: Prepared) -> Keys | None:
     """A call's keys as far as they are known before it runs: fixed keys, or keys from its own
     arguments when they hold no reference; ``UNKNOWN`` otherwise. None for a call that will
-    not run (a planning error) or whose tool declares nothing."""
+    not run (a planning error) or whose tool declares nothing. Kept on the call, so the plan
+    and the run ask its key function once."""
+    keys = p.keys
+    if keys is NOT_YET:
+        keys = p.keys = _static_keys(p)
+    return keys  # type: ignore[no-any-return]
+
+
+def _static_keys(p: Prepared) -> Keys | None:
     tool = p.tool
     if tool is None or p.error is not None or not tool.declares_resources:
         return None

@@ -1071,3 +1071,20 @@ async def test_a_call_behind_an_uncertain_one_is_told_to_check_it(tmp_path: Any)
         "effect. Check that first."
     )
     assert effects == []
+
+
+async def test_a_key_function_runs_once_per_call() -> None:
+    seen: list[str] = []
+
+    def key(arguments: dict[str, Any]) -> str:
+        seen.append(arguments["path"])
+        return str(arguments["path"])
+
+    @tool(writes=key)
+    async def put(path: str) -> str:
+        return path
+
+    await Orchestrator([put]).run(
+        [ToolCall("a", "put", {"path": "x"}), ToolCall("b", "put", {"path": "${a}"})]
+    )
+    assert seen == ["x", "x"]  # a's when planned, b's once its reference was resolved
