@@ -302,10 +302,8 @@ class BatchRun:
                     continue
                 if self._gate is not None or p.tool.idempotent:  # type: ignore[union-attr]
                     self._admit(i, arguments)
-                elif self._limit is None:
-                    self._start(i, arguments)
                 else:
-                    self._startable.append((i, arguments))
+                    self._go(i, arguments)
             if gated:
                 self._ask_before(gated)
         if self._blocked:
@@ -350,13 +348,22 @@ class BatchRun:
                 return
             self._runs[signature] = i  # the nearest one that runs, for those that follow
         blocker = None if gate is None else gate.blocker(i)
-        if blocker is not None:
-            self._blocked[i] = arguments
-            self._waiters.setdefault(blocker, []).append(i)
-        elif self._limit is None:
+        if blocker is None:
+            self._go(i, arguments)
+        else:
+            self._hold(i, arguments, blocker)
+
+    def _go(self, i: int, arguments: dict[str, Any]) -> None:
+        """Start call ``i`` now, or queue it for a slot (``max_concurrency``)."""
+        if self._limit is None:
             self._start(i, arguments)
         else:
             self._startable.append((i, arguments))
+
+    def _hold(self, i: int, arguments: dict[str, Any], blocker: int) -> None:
+        """Call ``i`` waits for ``blocker`` to end (or its keys to become known)."""
+        self._blocked[i] = arguments
+        self._waiters.setdefault(blocker, []).append(i)
 
     def _unblock(self) -> None:
         """Look again at the calls held back by calls that ended (or whose keys became
@@ -384,13 +391,10 @@ class BatchRun:
             else:
                 blocker = gate.blocker(i)
             previous = i
-            if blocker is not None:
-                self._blocked[i] = arguments
-                waiters.setdefault(blocker, []).append(i)
-            elif self._limit is None:
-                self._start(i, arguments)
+            if blocker is None:
+                self._go(i, arguments)
             else:
-                self._startable.append((i, arguments))
+                self._hold(i, arguments, blocker)
 
     def _wake_all(self) -> None:
         """Ranks changed (a stream closed): every held call is looked at again."""
